@@ -1,0 +1,195 @@
+// Parts that need no reauth server: token extraction, transport errors
+// (closed port, hung loopback server), error-body mapping, option checks.
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { describe, it } from "node:test";
+import {
+  ERROR_CODES,
+  ReauthError,
+  createReauth,
+  extractToken,
+  isReauthError,
+} from "@reauth/sdk";
+import { freePort } from "./support/server.mjs";
+
+const TOKEN = "q1w2e3r4t5y6u7i8o9p0-_ASDFGHJKLZXCVBNMqwert"; // 43 chars base64url
+
+describe("extractToken", () => {
+  it("treats a string without '=' as a raw token and with '=' as a cookie header", () => {
+    assert.equal(TOKEN.length, 43);
+    assert.equal(extractToken(TOKEN), TOKEN);
+    assert.equal(extractToken(`  ${TOKEN} `), TOKEN);
+    assert.equal(extractToken(`reauth_session=${TOKEN}`), TOKEN);
+    assert.equal(extractToken(`a=b; reauth_session=${TOKEN}; c=d`), TOKEN);
+    assert.equal(extractToken(`a=b;reauth_session="${TOKEN}"`), TOKEN);
+    assert.equal(extractToken(`other_reauth_session=${TOKEN}`), null);
+    assert.equal(extractToken("a=b"), null);
+    assert.equal(extractToken(`Bearer ${TOKEN}`), TOKEN);
+    assert.equal(extractToken(`bearer   ${TOKEN}`), TOKEN);
+    assert.equal(extractToken(""), null);
+    assert.equal(extractToken("has space"), null);
+    assert.equal(extractToken("x".repeat(5000)), null);
+  });
+
+  it("prefers Authorization: Bearer over the cookie", () => {
+    const other = "Z".repeat(43);
+    const req = new Request("http://x/", { headers: { authorization: `Bearer ${TOKEN}`, cookie: `reauth_session=${other}` } });
+    assert.equal(extractToken(req), TOKEN);
+    assert.equal(extractToken({ headers: { authorization: `Bearer ${TOKEN}`, cookie: `reauth_session=${other}` } }), TOKEN);
+    // non-Bearer schemes fall back to the cookie
+    assert.equal(extractToken({ headers: { authorization: "Basic dXNlcjpwYXNz", cookie: `reauth_session=${other}` } }), other);
+  });
+
+  it("reads Fetch Requests, Headers, and Node-style header records", () => {
+    assert.equal(extractToken(new Request("http://x/", { headers: { cookie: `reauth_session=${TOKEN}` } })), TOKEN);
+    assert.equal(extractToken(new Headers({ Authorization: `Bearer ${TOKEN}` })), TOKEN);
+    assert.equal(extractToken({ headers: { cookie: `reauth_session=${TOKEN}` } }), TOKEN);
+    assert.equal(extractToken({ headers: { Cookie: `reauth_session=${TOKEN}` } }), TOKEN);
+    assert.equal(extractToken({ headers: { cookie: ["a=1", `reauth_session=${TOKEN}`] } }), TOKEN);
+    assert.equal(extractToken({ headers: {} }), null);
+    assert.equal(extractToken(new Request("http://x/")), null);
+    assert.equal(extractToken(undefined), null);
+    assert.equal(extractToken(42), null);
+  });
+});
+
+describe("createReauth options", () => {
+  it("validates url, timeoutMs and cache", () => {
+    assert.throws(() => createReauth({}), TypeError);
+    assert.throws(() => createReauth({ url: "not a url" }), TypeError);
+    assert.throws(() => createReauth({ url: "ftp://x" }), TypeError);
+    assert.throws(() => createReauth({ url: "http://x", timeoutMs: 0 }), TypeError);
+    assert.throws(() => createReauth({ url: "http://x", cache: { ttlMs: -1 } }), TypeError);
+    assert.equal(createReauth({ url: "https://auth.example.com///" }).url, "https://auth.example.com");
+    assert.equal(
+      createReauth({ url: "https://auth.example.com" }).loginUrl("https://app.example.com/a?b=c&d=é"),
+      "https://auth.example.com/login?redirect_to=https%3A%2F%2Fapp.example.com%2Fa%3Fb%3Dc%26d%3D%C3%A9",
+    );
+  });
+
+  it("makes no request without a token", async () => {
+    let calls = 0;
+    const reauth = createReauth({ url: "http://127.0.0.1:9", fetch: async () => (calls++, new Response(null, { status: 500 })) });
+    assert.equal(await reauth.getUser(new Request("http://x/")), null);
+    assert.equal(await reauth.getSession("a=b"), null);
+    await reauth.logout(undefined);
+    assert.equal(calls, 0);
+  });
+
+  it("sends the token as a Bearer header to /v1/user through the injected fetch", async () => {
+    const seen = [];
+    const reauth = createReauth({
+      url: "http://127.0.0.1:9",
+      fetch: async (url, init) => {
+        seen.push({ url, init });
+        return new Response(JSON.stringify({ error: { code: "unauthenticated", message: "no" } }), { status: 401 });
+      },
+    });
+    assert.equal(await reauth.getUser(`reauth_session=${TOKEN}`), null);
+    assert.equal(seen[0].url, "http://127.0.0.1:9/v1/user");
+    assert.equal(seen[0].init.method, "GET");
+    assert.equal(seen[0].init.headers.authorization, `Bearer ${TOKEN}`);
+  });
+});
+
+/** A loopback HTTP server answering with `handler`. */
+async function withServer(handler, fn) {
+  const server = createServer(handler);
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    return await fn(`http://127.0.0.1:${server.address().port}`);
+  } finally {
+    server.closeAllConnections?.();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+describe("transport errors", () => {
+  it("maps a refused connection to unavailable (503)", async () => {
+    const reauth = createReauth({ url: `http://127.0.0.1:${await freePort()}` });
+    await assert.rejects(reauth.getUser(TOKEN), (err) => {
+      assert.ok(err instanceof ReauthError);
+      assert.equal(err.code, "unavailable");
+      assert.equal(err.status, 503);
+      assert.ok(err.cause);
+      return true;
+    });
+  });
+
+  it("maps no answer within timeoutMs to timeout (504)", async () => {
+    await withServer(
+      () => {
+        /* never answer */
+      },
+      async (url) => {
+        const reauth = createReauth({ url, timeoutMs: 150 });
+        const t0 = Date.now();
+        await assert.rejects(reauth.getUser(TOKEN), (err) => {
+          assert.equal(err.code, "timeout");
+          assert.equal(err.status, 504);
+          return true;
+        });
+        assert.ok(Date.now() - t0 < 2000);
+      },
+    );
+  });
+
+  it("times out a body that never finishes", async () => {
+    await withServer(
+      (_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"user_id":');
+      },
+      async (url) => {
+        const reauth = createReauth({ url, timeoutMs: 150 });
+        await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout");
+      },
+    );
+  });
+});
+
+describe("error answers", () => {
+  const answer = (status, body, type = "application/json") => (_req, res) => {
+    res.writeHead(status, { "content-type": type });
+    res.end(body);
+  };
+
+  it("uses the server's stable error code and status", async () => {
+    await withServer(answer(429, JSON.stringify({ error: { code: "rate_limited", message: "slow down" } })), async (url) => {
+      await assert.rejects(createReauth({ url }).getUser(TOKEN), (err) => {
+        assert.ok(isReauthError(err));
+        assert.equal(err.code, "rate_limited");
+        assert.equal(err.status, 429);
+        assert.equal(err.message, "slow down");
+        return true;
+      });
+    });
+  });
+
+  it("keeps an unknown server code as rawCode with code internal", async () => {
+    await withServer(answer(418, JSON.stringify({ error: { code: "brand_new", message: "?" } })), async (url) => {
+      await assert.rejects(createReauth({ url }).getUser(TOKEN), (err) => {
+        assert.equal(err.code, "internal");
+        assert.equal(err.rawCode, "brand_new");
+        assert.equal(err.status, 418);
+        return true;
+      });
+    });
+  });
+
+  it("maps non-JSON error pages by status", async () => {
+    await withServer(answer(502, "<html>bad gateway</html>", "text/html"), async (url) => {
+      await assert.rejects(createReauth({ url }).getUser(TOKEN), (err) => err.code === "unavailable" && err.status === 502);
+    });
+  });
+
+  it("rejects a 200 with an unexpected body", async () => {
+    await withServer(answer(200, JSON.stringify({ hello: "world" })), async (url) => {
+      await assert.rejects(createReauth({ url }).getUser(TOKEN), (err) => err.code === "internal");
+    });
+  });
+
+  it("every thrown code is in the registry", () => {
+    for (const c of ["unauthenticated", "unavailable", "timeout", "internal"]) assert.ok(ERROR_CODES.includes(c));
+  });
+});
