@@ -1,1 +1,14 @@
-//! placeholder
+//! reauth-actors: the domain — projects, end users, sessions — as supervised actors, and the
+//! integrations each project owns (Resend, Google). Knows nothing about HTTP.
+
+pub mod bus;
+pub mod core;
+pub mod login;
+pub mod model;
+pub mod ratelimit;
+pub mod services;
+pub mod session;
+pub mod store;
+pub mod tenants;
+
+pub use crate::core::Core;

@@ -50,25 +50,23 @@ impl ActorMetrics {
     }
 
     /// Call at the top of `handle`; the returned guard records the handling time on drop.
-    pub fn handling(&self) -> HandleTimer<'_> {
+    pub fn handling(&self) -> HandleTimer {
         self.mailbox.decrement(1.0);
         self.messages.increment(1);
         HandleTimer {
-            m: self,
+            histogram: self.handle_seconds.clone(),
             start: Instant::now(),
         }
     }
 }
 
-pub struct HandleTimer<'a> {
-    m: &'a ActorMetrics,
+pub struct HandleTimer {
+    histogram: Histogram,
     start: Instant,
 }
 
-impl Drop for HandleTimer<'_> {
+impl Drop for HandleTimer {
     fn drop(&mut self) {
-        self.m
-            .handle_seconds
-            .record(self.start.elapsed().as_secs_f64());
+        self.histogram.record(self.start.elapsed().as_secs_f64());
     }
 }

@@ -72,6 +72,7 @@ export function requireUser(options: RequireUserOptions = {}): RequestHandler {
       next();
       return;
     }
+    res.vary("Accept");
     if (wantsHtml(req)) {
       const returnTo = options.returnTo
         ? options.returnTo(req)

@@ -63,7 +63,10 @@ export function reauthMiddleware(
   options: ReauthMiddlewareOptions,
 ): (req: NextRequest) => Promise<NextResponse | Response> {
   const client = options.client ?? createReauth(options);
-  const patterns = [...(options.protectedPaths ?? [])];
+  if (!Array.isArray(options.protectedPaths)) {
+    throw new TypeError("reauth: reauthMiddleware({ protectedPaths }) must be an array of strings or RegExps");
+  }
+  const patterns = [...options.protectedPaths];
 
   return async function reauthNextMiddleware(req: NextRequest): Promise<NextResponse | Response> {
     const isProtected = matchesPath(req.nextUrl.pathname, patterns);

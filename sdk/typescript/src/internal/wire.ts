@@ -69,7 +69,7 @@ export function parseErrorBody(body: unknown): { code: string; message: string }
   return { code, message: str(body.error.message) ?? code };
 }
 
-// ---- user <-> header transport (base64url(JSON)), edge-safe (no Buffer) ----
+// ---- user <-> header transport: base64url(JSON) with btoa/atob, edge-safe ----
 
 function bytesToBase64Url(bytes: Uint8Array): string {
   let bin = "";

@@ -64,7 +64,12 @@ export async function next(): Promise<void> {
 
 export function expressApp(): void {
   const app = express();
-  app.use(reauth({ url: "http://127.0.0.1:1" }));
+  const auth = reauth({ url: "http://127.0.0.1:1" });
+  app.use(auth);
+  app.post("/logout", async (req, res) => {
+    await auth.client.logout(req);
+    res.redirect(303, "/");
+  });
   app.get("/me", requireUser(), (req, res) => {
     // module augmentation: req.user is typed
     const user: ReauthUser | null | undefined = req.user;

@@ -1,0 +1,88 @@
+//! `Core`: the domain's root — services, the project supervisor (`Tenants`), the session
+//! registry (`Sessions`), the bus bridge and the janitor — started and stopped as one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reauth_runtime::{BusMessage, now_ms};
+
+use crate::services::{Services, Svc};
+use crate::session::Sessions;
+use crate::store;
+use crate::tenants::{Directory, Tenants};
+
+#[derive(Clone)]
+pub struct Core {
+    pub svc: Svc,
+    pub tenants: Tenants,
+    pub sessions: Sessions,
+    pub directory: Arc<Directory>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Core {
+    pub async fn start(services: Services) -> anyhow::Result<Self> {
+        let svc: Svc = Arc::new(services);
+        let directory = Arc::new(Directory::default());
+        let sessions = Sessions::start(svc.clone(), directory.clone()).await?;
+        // Subscribe before projects start so no change published meanwhile is missed.
+        let rx = svc.cache.subscribe();
+        let tenants = Tenants::start(svc.clone(), directory.clone(), sessions.clone()).await?;
+        let bridge = tokio::spawn(crate::bus::run(
+            svc.instance_id.clone(),
+            rx,
+            sessions.clone(),
+            tenants.clone(),
+        ));
+        let janitor = tokio::spawn(janitor(svc.clone(), sessions.clone()));
+        Ok(Self {
+            svc,
+            tenants,
+            sessions,
+            directory,
+            tasks: Arc::new(std::sync::Mutex::new(vec![bridge, janitor])),
+        })
+    }
+
+    /// A project's settings changed in the store (CLI, dashboard): reload it here and tell
+    /// every other instance.
+    pub async fn project_changed(&self, project_id: &str) -> anyhow::Result<()> {
+        self.tenants.reload(project_id).await?;
+        let msg = BusMessage {
+            origin: self.svc.instance_id.clone(),
+            topic: "project.changed".into(),
+            payload: serde_json::json!({ "project_id": project_id }).to_string(),
+        };
+        if let Err(e) = self.svc.cache.publish(&msg).await {
+            tracing::warn!(error = %e, "bus publish failed");
+        }
+        Ok(())
+    }
+
+    /// Stop the actor tree (waiting at most `timeout`), then the background tasks.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.tenants.shutdown(timeout).await;
+        self.sessions.shutdown(timeout).await;
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+        self.svc.db.pool.close().await;
+    }
+}
+
+/// Expiry sweeps: one-time material past its lifetime, stale index entries.
+async fn janitor(svc: Svc, sessions: Sessions) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store::sweep_expired(&svc.db, now_ms()).await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "janitor swept expired rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "janitor sweep failed"),
+        }
+        sessions.prune_index();
+    }
+}

@@ -1,0 +1,419 @@
+//! Login flows: magic links (sent through the project's own Resend key, or the dev outbox) and
+//! Google OAuth (authorization code + PKCE + a state bound to the browser). These functions run
+//! in tasks spawned by the ProjectActor, with a snapshot of the project's configuration.
+
+use std::sync::OnceLock;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use reauth_runtime::crypto::{ct_eq, hash_token, is_token_shaped, random_token};
+use reauth_runtime::now_ms;
+use serde::Deserialize;
+
+use crate::model::{Email, Project};
+use crate::services::{OutboxEmail, Svc};
+use crate::session::Sessions;
+use crate::store::{self, LinkProblem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("this sign-in link is not valid")]
+    LinkUnknown,
+    #[error("this sign-in link was already used")]
+    LinkUsed,
+    #[error("this sign-in link has expired")]
+    LinkExpired,
+    #[error("email delivery is not configured for this project")]
+    EmailNotConfigured,
+    #[error("the email could not be sent")]
+    EmailFailed,
+    #[error("Google sign-in is not configured for this project")]
+    GoogleNotConfigured,
+    #[error("the sign-in attempt is invalid or has expired; please start again")]
+    BadState,
+    #[error("Google did not accept the sign-in: {0}")]
+    Provider(String),
+    #[error("your Google account's email address is not verified")]
+    EmailUnverified,
+    #[error("the project is not available")]
+    ProjectUnavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<LinkProblem> for LoginError {
+    fn from(p: LinkProblem) -> Self {
+        match p {
+            LinkProblem::Unknown => Self::LinkUnknown,
+            LinkProblem::Used => Self::LinkUsed,
+            LinkProblem::Expired => Self::LinkExpired,
+        }
+    }
+}
+
+pub struct MagicLinkRequest {
+    pub email: Email,
+    /// Already checked against the project's allowed origins.
+    pub redirect_to: Option<String>,
+    /// Scheme + host the user is on, e.g. `https://auth.example.com`.
+    pub base_url: String,
+    pub now: i64,
+}
+
+fn email_env() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        // Templates are compiled into the binary; a broken one fails the test suite.
+        let _ = env.add_template(
+            "magic_link.html",
+            include_str!("../../templates/email/magic_link.html"),
+        );
+        let _ = env.add_template(
+            "magic_link.txt",
+            include_str!("../../templates/email/magic_link.txt"),
+        );
+        env
+    })
+}
+
+fn render(name: &str, ctx: minijinja::Value) -> anyhow::Result<String> {
+    Ok(email_env().get_template(name)?.render(ctx)?)
+}
+
+pub async fn send_magic_link(
+    svc: &Svc,
+    project: &Project,
+    req: MagicLinkRequest,
+) -> Result<(), LoginError> {
+    let has_resend = project.resend_api_key.is_some();
+    if !has_resend && svc.outbox.is_none() {
+        return Err(LoginError::EmailNotConfigured);
+    }
+    let token = random_token();
+    let expires = req.now + project.magic_link_ttl_secs * 1000;
+    store::insert_magic_link(
+        &svc.db,
+        &hash_token(&token),
+        &project.id,
+        req.email.as_str(),
+        req.redirect_to.as_deref(),
+        req.now,
+        expires,
+    )
+    .await?;
+    let link = format!("{}/verify?token={token}", req.base_url);
+    let ctx = minijinja::context! {
+        project_name => project.name.clone(),
+        logo_url => project.logo_url.clone(),
+        accent => project.accent_color.clone().unwrap_or_else(|| "#4f46e5".into()),
+        link => link.clone(),
+        ttl_minutes => (project.magic_link_ttl_secs + 59) / 60,
+    };
+    let html = render("magic_link.html", ctx.clone())?;
+    let text = render("magic_link.txt", ctx)?;
+    let subject = format!("Sign in to {}", project.name);
+    let from = project
+        .email_from
+        .clone()
+        .unwrap_or_else(|| format!("{} <onboarding@resend.dev>", project.name));
+    let to = req.email.as_str();
+
+    let (status, provider_id, error) = match &project.resend_api_key {
+        Some(key) => {
+            match resend_send(svc, key.expose(), &from, to, &subject, &html, &text).await {
+                Ok(id) => ("accepted", Some(id), None),
+                Err(e) => ("failed", None, Some(e)),
+            }
+        }
+        None => {
+            if let Some(outbox) = &svc.outbox {
+                tracing::info!(to, %link, "dev outbox: magic link (no Resend key configured)");
+                outbox.push(OutboxEmail {
+                    project_id: project.id.clone(),
+                    to: to.to_string(),
+                    from: from.clone(),
+                    subject: subject.clone(),
+                    text: text.clone(),
+                    html: html.clone(),
+                    link: Some(link.clone()),
+                    created_at: crate::model::rfc3339(req.now),
+                });
+            }
+            ("outbox", None, None)
+        }
+    };
+    let entry = store::EmailLogEntry {
+        project_id: &project.id,
+        to,
+        from: &from,
+        subject: &subject,
+        kind: "magic_link",
+        status,
+        provider_id: provider_id.as_deref(),
+        error: error.as_deref(),
+    };
+    if let Err(e) = store::log_email(&svc.db, &entry, now_ms()).await {
+        tracing::error!(error = %e, "email log write failed");
+    }
+    match error {
+        Some(e) => {
+            tracing::warn!(project = %project.slug, error = %e, "Resend rejected the email");
+            Err(LoginError::EmailFailed)
+        }
+        None => Ok(()),
+    }
+}
+
+/// POST {resend_api_url}/emails; returns Resend's message id.
+async fn resend_send(
+    svc: &Svc,
+    key: &str,
+    from: &str,
+    to: &str,
+    subject: &str,
+    html: &str,
+    text: &str,
+) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Sent {
+        id: String,
+    }
+    let res = svc
+        .http
+        .post(format!("{}/emails", svc.settings.resend_api_url))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "from": from, "to": [to], "subject": subject, "html": html, "text": text,
+        }))
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        let body = res.text().await.unwrap_or_default();
+        return Err(format!(
+            "HTTP {status}: {}",
+            body.chars().take(300).collect::<String>()
+        ));
+    }
+    res.json::<Sent>()
+        .await
+        .map(|s| s.id)
+        .map_err(|e| format!("unreadable response: {e}"))
+}
+
+/// Redeem a magic link: single use, within its lifetime, at its own project only.
+/// Returns the new session token and where to send the browser.
+pub async fn verify_magic_link(
+    svc: &Svc,
+    sessions: &Sessions,
+    project: &Project,
+    token: &str,
+    user_agent: Option<&str>,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<(String, Option<String>), LoginError> {
+    if !is_token_shaped(token) {
+        return Err(LoginError::LinkUnknown);
+    }
+    let (email, redirect) =
+        store::consume_magic_link(&svc.db, &project.id, &hash_token(token), now).await??;
+    let user = store::upsert_user_by_email(&svc.db, &project.id, &email, now).await?;
+    let (session_token, _) = sessions
+        .create(project, &user.id, user_agent, ip, now)
+        .await?;
+    Ok((session_token, redirect))
+}
+
+// ---- Google ----
+
+type GoogleClient = BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn google_client(svc: &Svc, project: &Project, base_url: &str) -> Result<GoogleClient, LoginError> {
+    let (Some(id), Some(secret)) = (&project.google_client_id, &project.google_client_secret)
+    else {
+        return Err(LoginError::GoogleNotConfigured);
+    };
+    let s = &svc.settings;
+    let bad =
+        |e: oauth2::url::ParseError| LoginError::Internal(anyhow::anyhow!("bad OAuth URL: {e}"));
+    Ok(BasicClient::new(ClientId::new(id.clone()))
+        .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+        .set_auth_uri(AuthUrl::new(s.google_auth_url.clone()).map_err(bad)?)
+        .set_token_uri(TokenUrl::new(s.google_token_url.clone()).map_err(bad)?)
+        .set_redirect_uri(RedirectUrl::new(format!("{base_url}/callback/google")).map_err(bad)?)
+        .set_auth_type(AuthType::RequestBody))
+}
+
+const OAUTH_STATE_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Build the Google authorization URL and remember (state -> PKCE verifier, browser binding).
+pub async fn google_start(
+    svc: &Svc,
+    project: &Project,
+    redirect_to: Option<String>,
+    browser_hash: String,
+    base_url: &str,
+) -> Result<String, LoginError> {
+    let client = google_client(svc, project, base_url)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf) = client
+        .authorize_url(|| CsrfToken::new(random_token()))
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let now = now_ms();
+    store::insert_oauth_state(
+        &svc.db,
+        &hash_token(csrf.secret()),
+        &project.id,
+        &store::OAuthState {
+            browser_hash,
+            pkce_verifier: verifier.secret().clone(),
+            redirect_to,
+            expires_at: now + OAUTH_STATE_TTL_MS,
+        },
+        now,
+    )
+    .await?;
+    Ok(url.to_string())
+}
+
+pub struct GoogleCallback {
+    pub code: String,
+    pub state: String,
+    /// Hash of the browser-binding cookie set by `/login/google`.
+    pub browser_hash: String,
+    pub base_url: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub now: i64,
+}
+
+#[derive(Deserialize)]
+struct GoogleUser {
+    sub: String,
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: serde_json::Value,
+    name: Option<String>,
+    picture: Option<String>,
+}
+
+/// Finish the Google flow: check state + browser binding, exchange the code (PKCE), read the
+/// user, require a verified email, then find by Google subject, else link by email, else create.
+/// Returns (session token, redirect target or empty for the project default).
+pub async fn google_finish(
+    svc: &Svc,
+    sessions: &Sessions,
+    project: &Project,
+    cb: GoogleCallback,
+) -> Result<(String, String), LoginError> {
+    let client = google_client(svc, project, &cb.base_url)?;
+    if !is_token_shaped(&cb.state) {
+        return Err(LoginError::BadState);
+    }
+    let st = store::take_oauth_state(&svc.db, &project.id, &hash_token(&cb.state))
+        .await?
+        .ok_or(LoginError::BadState)?;
+    if st.expires_at <= cb.now || !ct_eq(st.browser_hash.as_bytes(), cb.browser_hash.as_bytes()) {
+        return Err(LoginError::BadState);
+    }
+    let http = svc.http.clone();
+    let adapter = move |req: oauth2::HttpRequest| {
+        let http = http.clone();
+        async move {
+            let req = reqwest::Request::try_from(req)?;
+            let res = http.execute(req).await?;
+            let mut out = oauth2::http::Response::builder().status(res.status());
+            for (k, v) in res.headers() {
+                out = out.header(k, v);
+            }
+            let body = res.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>(out.body(body).unwrap_or_default())
+        }
+    };
+    let tok = client
+        .exchange_code(AuthorizationCode::new(cb.code))
+        .set_pkce_verifier(PkceCodeVerifier::new(st.pkce_verifier))
+        .request_async(&adapter)
+        .await
+        .map_err(|e| LoginError::Provider(token_error(&e)))?;
+    let res = svc
+        .http
+        .get(&svc.settings.google_userinfo_url)
+        .bearer_auth(tok.access_token().secret())
+        .send()
+        .await
+        .map_err(|e| LoginError::Provider(format!("userinfo request failed: {e}")))?;
+    if !res.status().is_success() {
+        return Err(LoginError::Provider(format!(
+            "userinfo returned {}",
+            res.status()
+        )));
+    }
+    let gu: GoogleUser = res
+        .json()
+        .await
+        .map_err(|e| LoginError::Provider(format!("unreadable userinfo: {e}")))?;
+    let verified = matches!(&gu.email_verified, serde_json::Value::Bool(true))
+        || matches!(&gu.email_verified, serde_json::Value::String(s) if s == "true");
+    let email = gu
+        .email
+        .as_deref()
+        .and_then(Email::parse)
+        .ok_or(LoginError::EmailUnverified)?;
+    if !verified {
+        return Err(LoginError::EmailUnverified);
+    }
+    let user = match store::find_user_by_google_sub(&svc.db, &project.id, &gu.sub).await? {
+        Some(u) => u,
+        None => {
+            let u =
+                store::upsert_user_by_email(&svc.db, &project.id, email.as_str(), cb.now).await?;
+            store::link_google(
+                &svc.db,
+                &u.id,
+                &gu.sub,
+                gu.name.as_deref(),
+                gu.picture.as_deref(),
+                cb.now,
+            )
+            .await?
+        }
+    };
+    sessions.user_changed(&user.id).await;
+    let (token, _) = sessions
+        .create(
+            project,
+            &user.id,
+            cb.user_agent.as_deref(),
+            cb.ip.as_deref(),
+            cb.now,
+        )
+        .await?;
+    Ok((token, st.redirect_to.unwrap_or_default()))
+}
+
+fn token_error<RE, T>(e: &oauth2::RequestTokenError<RE, T>) -> String
+where
+    RE: std::error::Error + 'static,
+    T: oauth2::ErrorResponse + 'static,
+{
+    match e {
+        oauth2::RequestTokenError::ServerResponse(r) => format!("token endpoint refused: {r}"),
+        other => format!("token exchange failed: {other}"),
+    }
+}

@@ -1,0 +1,276 @@
+//! Domain records (as stored) and views (as the SDK sees them).
+
+use std::sync::Arc;
+
+use reauth_runtime::config::Secret;
+use serde::{Deserialize, Serialize};
+
+/// A plan mapping entry: a Stripe price id grants a plan name and its features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMapping {
+    pub price_id: String,
+    pub plan: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+/// A project's configuration with its secrets opened. Shared as an immutable snapshot
+/// (`Arc<Project>`); the ProjectActor is its only writer.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub custom_domain: Option<String>,
+    pub domain_verified: bool,
+    pub dev_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub email_from: Option<String>,
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<Secret>,
+    pub resend_api_key: Option<Secret>,
+    pub stripe_secret_key: Option<Secret>,
+    pub stripe_webhook_secret: Option<Secret>,
+    pub magic_link_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+    pub plans: Vec<PlanMapping>,
+    pub version: i64,
+}
+
+impl Project {
+    pub fn google_enabled(&self) -> bool {
+        self.google_client_id.is_some() && self.google_client_secret.is_some()
+    }
+
+    /// The first allowed origin is the default redirect target.
+    pub fn default_redirect(&self) -> Option<&str> {
+        self.allowed_origins.first().map(String::as_str)
+    }
+
+    /// `target` when it is an absolute http(s) URL on one of the allowed origins, else `None`.
+    pub fn allowed_redirect(&self, target: &str) -> Option<String> {
+        let url = url::Url::parse(target).ok()?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let origin = url.origin().ascii_serialization();
+        self.allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+            .then(|| url.to_string())
+    }
+
+    /// The plan a price grants, `None` for a price outside the mapping.
+    pub fn plan_for_price(&self, price_id: &str) -> Option<&PlanMapping> {
+        self.plans.iter().find(|p| p.price_id == price_id)
+    }
+}
+
+pub type ProjectRef = Arc<Project>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub project_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub google_sub: Option<String>,
+    pub stripe_customer_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub price_id: Option<String>,
+    pub status: String,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub source_created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl SessionRecord {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// What a user's SessionActor caches: the user and their subscription (also cached in Redis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserState {
+    pub user: UserRecord,
+    pub subscription: Option<SubscriptionRecord>,
+}
+
+/// The denormalized view the SDK gets from `GET /v1/user`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub plan: String,
+    pub subscription_status: Option<String>,
+    pub current_period_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub features: Vec<String>,
+    pub session: SessionView,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub expires_at: String,
+}
+
+/// Statuses under which a subscription grants its plan.
+pub fn grants_plan(status: &str) -> bool {
+    matches!(status, "active" | "trialing" | "past_due")
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl UserState {
+    /// Build the SDK view for one session, mapping the subscription's price to a plan.
+    pub fn view(&self, project: &Project, session: &SessionRecord) -> UserView {
+        let sub = self.subscription.as_ref();
+        let mapping = sub
+            .filter(|s| grants_plan(&s.status))
+            .and_then(|s| s.price_id.as_deref())
+            .and_then(|p| project.plan_for_price(p));
+        UserView {
+            user_id: self.user.id.clone(),
+            email: self.user.email.clone(),
+            name: self.user.name.clone(),
+            avatar_url: self.user.avatar_url.clone(),
+            plan: mapping.map_or_else(|| "free".to_string(), |m| m.plan.clone()),
+            subscription_status: sub.map(|s| s.status.clone()),
+            current_period_end: sub.and_then(|s| s.current_period_end).map(rfc3339),
+            cancel_at_period_end: sub.is_some_and(|s| s.cancel_at_period_end),
+            features: mapping.map(|m| m.features.clone()).unwrap_or_default(),
+            session: SessionView {
+                id: session.id.clone(),
+                expires_at: rfc3339(session.expires_at),
+            },
+        }
+    }
+}
+
+/// A syntactically valid, normalized (trimmed, lower-cased) email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        let (local, domain) = s.rsplit_once('@')?;
+        let ok_local = !local.is_empty() && local.len() <= 64 && !local.contains('@');
+        let ok_domain = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        (ok_local && ok_domain && !s.contains(['<', '>', ',', ';', '"'])).then_some(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(origins: &[&str]) -> Project {
+        Project {
+            id: "prj_1".into(),
+            slug: "demo".into(),
+            name: "Demo".into(),
+            custom_domain: None,
+            domain_verified: false,
+            dev_hosts: vec![],
+            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            logo_url: None,
+            accent_color: None,
+            email_from: None,
+            google_client_id: None,
+            google_client_secret: None,
+            resend_api_key: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            magic_link_ttl_secs: 900,
+            session_ttl_secs: 3600,
+            plans: vec![],
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn redirects_are_allow_listed_by_origin() {
+        let p = project(&["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!(
+            p.allowed_redirect("https://app.example.com/dash?x=1")
+                .as_deref(),
+            Some("https://app.example.com/dash?x=1")
+        );
+        assert!(p.allowed_redirect("http://localhost:3000/").is_some());
+        for bad in [
+            "https://evil.com/",
+            "https://app.example.com.evil.com/",
+            "//evil.com",
+            "/relative",
+            "javascript:alert(1)",
+            "https://user@app.example.com/",
+            "http://app.example.com/",
+            "not a url",
+        ] {
+            assert_eq!(p.allowed_redirect(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_are_normalized_and_validated() {
+        assert_eq!(
+            Email::parse(" Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a b@c.com",
+            "a@b.com>",
+            "a@b_c.com",
+        ] {
+            assert!(Email::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

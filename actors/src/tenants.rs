@@ -1,0 +1,376 @@
+//! `Tenants` supervises one `ProjectActor` per project (one-for-one, restart with backoff).
+//! A ProjectActor owns its project's configuration (secrets opened) and the clients built from
+//! it, publishes an immutable snapshot to the [`Directory`] (which the hot path reads without a
+//! mailbox hop), and serves login requests: it hands each to a spawned task with a snapshot of
+//! what it needs, so its own mailbox never waits on Resend, Google or SQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use reauth_runtime::metrics::ActorMetrics;
+use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
+
+use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
+use crate::model::{Project, ProjectRef};
+use crate::services::Svc;
+use crate::session::Sessions;
+use crate::store;
+
+/// Snapshots of every project and the hosts they answer on. Written by ProjectActors only.
+#[derive(Default)]
+pub struct Directory {
+    by_id: DashMap<String, ProjectRef>,
+    by_host: DashMap<String, String>,
+    actors: DashMap<String, ActorRef<ProjectMsg>>,
+}
+
+impl Directory {
+    pub fn project(&self, id: &str) -> Option<ProjectRef> {
+        self.by_id.get(id).map(|p| p.value().clone())
+    }
+
+    /// The project served on `host` (port ignored, case-insensitive).
+    pub fn by_host(&self, host: &str) -> Option<ProjectRef> {
+        let host = normalize_host(host)?;
+        let id = self.by_host.get(&host)?.value().clone();
+        self.project(&id)
+    }
+
+    pub fn projects(&self) -> Vec<ProjectRef> {
+        let mut v: Vec<_> = self.by_id.iter().map(|e| e.value().clone()).collect();
+        v.sort_by(|a, b| a.slug.cmp(&b.slug));
+        v
+    }
+
+    fn publish(&self, p: Project, base_domain: Option<&str>) {
+        let hosts = hosts_of(&p, base_domain);
+        self.by_host.retain(|_, id| id != &p.id);
+        for h in hosts {
+            self.by_host.insert(h, p.id.clone());
+        }
+        self.by_id.insert(p.id.clone(), Arc::new(p));
+    }
+
+    fn remove(&self, id: &str) {
+        self.by_host.retain(|_, pid| pid != id);
+        self.by_id.remove(id);
+        self.actors.remove(id);
+    }
+}
+
+/// `host[:port]` -> lower-case host without port; rejects junk.
+pub fn normalize_host(host: &str) -> Option<String> {
+    let host = host.trim();
+    let h = if let Some(rest) = host.strip_prefix('[') {
+        // [::1]:8080
+        rest.split(']').next()?
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+    ok.then(|| h.to_ascii_lowercase())
+}
+
+fn hosts_of(p: &Project, base_domain: Option<&str>) -> Vec<String> {
+    let mut hosts: Vec<String> = p.dev_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+    if let Some(base) = base_domain {
+        hosts.push(format!("{}.{}", p.slug, base));
+    }
+    if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
+        hosts.push(d.to_ascii_lowercase());
+    }
+    hosts
+}
+
+pub enum ProjectMsg {
+    /// Reload the configuration from the store (after a change here or on another instance).
+    Reload,
+    Loaded(Box<Project>),
+    SendMagicLink(MagicLinkRequest, RpcReplyPort<Result<(), LoginError>>),
+    GoogleStart {
+        redirect_to: Option<String>,
+        browser_hash: String,
+        base_url: String,
+        reply: RpcReplyPort<Result<String, LoginError>>,
+    },
+    GoogleFinish(
+        GoogleCallback,
+        RpcReplyPort<Result<(String, String), LoginError>>,
+    ),
+}
+
+pub struct ProjectActor;
+
+pub struct ProjectArgs {
+    pub id: String,
+    pub svc: Svc,
+    pub directory: Arc<Directory>,
+    pub sessions: Sessions,
+    pub metrics: ActorMetrics,
+}
+
+pub struct ProjectState {
+    args: ProjectArgs,
+    project: ProjectRef,
+}
+
+impl Actor for ProjectActor {
+    type Msg = ProjectMsg;
+    type State = ProjectState;
+    type Arguments = ProjectArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<ProjectMsg>,
+        args: ProjectArgs,
+    ) -> Result<ProjectState, ActorProcessingErr> {
+        let p = store::get_project(&args.svc.db, &args.svc.master_key, &args.id)
+            .await?
+            .ok_or_else(|| format!("project {} not found", args.id))?;
+        args.directory
+            .publish(p, args.svc.settings.base_domain.as_deref());
+        args.directory.actors.insert(args.id.clone(), me);
+        let project = args
+            .directory
+            .project(&args.id)
+            .ok_or("project vanished while starting")?;
+        Ok(ProjectState { args, project })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<ProjectMsg>,
+        msg: ProjectMsg,
+        state: &mut ProjectState,
+    ) -> Result<(), ActorProcessingErr> {
+        let _timer = state.args.metrics.handling();
+        match msg {
+            ProjectMsg::Reload => {
+                let svc = state.args.svc.clone();
+                let id = state.args.id.clone();
+                let metrics = state.args.metrics.clone();
+                tokio::spawn(async move {
+                    match store::get_project(&svc.db, &svc.master_key, &id).await {
+                        Ok(Some(p)) => {
+                            metrics.enqueued();
+                            let _ = me.cast(ProjectMsg::Loaded(Box::new(p)));
+                        }
+                        Ok(None) => me.stop(Some("project deleted".into())),
+                        Err(e) => {
+                            tracing::error!(project = %id, error = %e, "project reload failed")
+                        }
+                    }
+                });
+            }
+            ProjectMsg::Loaded(p) => {
+                if p.version >= state.project.version {
+                    state
+                        .args
+                        .directory
+                        .publish(*p, state.args.svc.settings.base_domain.as_deref());
+                    if let Some(p) = state.args.directory.project(&state.args.id) {
+                        state.project = p;
+                    }
+                }
+            }
+            ProjectMsg::SendMagicLink(req, reply) => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                tokio::spawn(async move {
+                    let _ = reply.send(login::send_magic_link(&svc, &project, req).await);
+                });
+            }
+            ProjectMsg::GoogleStart {
+                redirect_to,
+                browser_hash,
+                base_url,
+                reply,
+            } => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                tokio::spawn(async move {
+                    let r =
+                        login::google_start(&svc, &project, redirect_to, browser_hash, &base_url)
+                            .await;
+                    let _ = reply.send(r);
+                });
+            }
+            ProjectMsg::GoogleFinish(cb, reply) => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                let sessions = state.args.sessions.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(login::google_finish(&svc, &sessions, &project, cb).await);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The project supervisor and the directory it keeps.
+#[derive(Clone)]
+pub struct Tenants {
+    sup: SupervisorHandle,
+    pub directory: Arc<Directory>,
+    svc: Svc,
+    sessions: Sessions,
+    metrics: ActorMetrics,
+}
+
+const CALL_TIMEOUT_MS: u64 = 30_000;
+
+impl Tenants {
+    /// Start the supervisor and one ProjectActor per stored project.
+    pub async fn start(
+        svc: Svc,
+        directory: Arc<Directory>,
+        sessions: Sessions,
+    ) -> anyhow::Result<Self> {
+        let sup = SupervisorHandle::spawn("tenants", Policy::default(), None).await?;
+        let t = Self {
+            sup,
+            directory,
+            svc,
+            sessions,
+            metrics: ActorMetrics::new("project"),
+        };
+        for p in store::list_projects(&t.svc.db, &t.svc.master_key).await? {
+            if let Err(e) = t.ensure(&p.id).await {
+                tracing::error!(project = %p.slug, error = %e, "project failed to start");
+            }
+        }
+        Ok(t)
+    }
+
+    /// Start the project's actor if it is not running.
+    pub async fn ensure(&self, id: &str) -> anyhow::Result<()> {
+        if self.directory.actors.contains_key(id) {
+            return Ok(());
+        }
+        let (svc, directory, sessions, metrics) = (
+            self.svc.clone(),
+            self.directory.clone(),
+            self.sessions.clone(),
+            self.metrics.clone(),
+        );
+        let pid = id.to_string();
+        let spec = ChildSpec::new(id, Restart::Permanent, self.metrics.clone(), move |sup| {
+            let args = ProjectArgs {
+                id: pid.clone(),
+                svc: svc.clone(),
+                directory: directory.clone(),
+                sessions: sessions.clone(),
+                metrics: metrics.clone(),
+            };
+            async move {
+                let (r, _) = Actor::spawn_linked(None, ProjectActor, args, sup).await?;
+                Ok(r.get_cell())
+            }
+        });
+        self.sup.start_child(spec).await?;
+        Ok(())
+    }
+
+    /// Reload a project here (after a local change) — starting it when new.
+    pub async fn reload(&self, id: &str) -> anyhow::Result<()> {
+        match self.actor(id) {
+            Some(a) => {
+                self.metrics.enqueued();
+                a.cast(ProjectMsg::Reload)?;
+                Ok(())
+            }
+            None => self.ensure(id).await,
+        }
+    }
+
+    /// Stop serving a project that no longer exists.
+    pub async fn remove(&self, id: &str) {
+        let _ = self.sup.stop_child(id).await;
+        self.directory.remove(id);
+    }
+
+    fn actor(&self, id: &str) -> Option<ActorRef<ProjectMsg>> {
+        self.directory.actors.get(id).map(|a| a.value().clone())
+    }
+
+    async fn call<T>(
+        &self,
+        project_id: &str,
+        f: impl FnOnce(RpcReplyPort<Result<T, LoginError>>) -> ProjectMsg,
+    ) -> Result<T, LoginError>
+    where
+        T: Send + 'static,
+    {
+        let actor = self
+            .actor(project_id)
+            .ok_or(LoginError::ProjectUnavailable)?;
+        self.metrics.enqueued();
+        ractor::call_t!(actor, f, CALL_TIMEOUT_MS).map_err(|_| LoginError::ProjectUnavailable)?
+    }
+
+    pub async fn send_magic_link(
+        &self,
+        project_id: &str,
+        req: MagicLinkRequest,
+    ) -> Result<(), LoginError> {
+        self.call(project_id, |reply| ProjectMsg::SendMagicLink(req, reply))
+            .await
+    }
+
+    pub async fn google_start(
+        &self,
+        project_id: &str,
+        redirect_to: Option<String>,
+        browser_hash: String,
+        base_url: String,
+    ) -> Result<String, LoginError> {
+        self.call(project_id, |reply| ProjectMsg::GoogleStart {
+            redirect_to,
+            browser_hash,
+            base_url,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn google_finish(
+        &self,
+        project_id: &str,
+        cb: GoogleCallback,
+    ) -> Result<(String, String), LoginError> {
+        self.call(project_id, |reply| ProjectMsg::GoogleFinish(cb, reply))
+            .await
+    }
+
+    /// The supervision view: project actors with their restart counts.
+    pub async fn children(&self) -> Vec<reauth_runtime::supervisor::ChildInfo> {
+        self.sup.children().await.unwrap_or_default()
+    }
+
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.sup.shutdown(timeout).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn hosts_are_normalized_and_junk_rejected() {
+        assert_eq!(
+            normalize_host("Auth.Example.com:443").as_deref(),
+            Some("auth.example.com")
+        );
+        assert_eq!(normalize_host("localhost").as_deref(), Some("localhost"));
+        assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(normalize_host(""), None);
+        assert_eq!(normalize_host("evil.com/path"), None);
+        assert_eq!(normalize_host("a b"), None);
+    }
+}

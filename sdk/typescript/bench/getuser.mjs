@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// Benchmark: getUser() against a warm `reauth dev` server, next to a bare
+// fetch of GET /healthz at the same concurrency in the same run.
+//
+//   npm run bench                       # 32 in flight, 5 s per row
+//   node bench/getuser.mjs --concurrency 64 --duration 10 --out /tmp/sdk.md
+//
+// Bounded: each row stops after --duration seconds or --max-requests requests,
+// whichever comes first. Traffic goes to 127.0.0.1 only. Writes a markdown
+// table to ../../benches/results/sdk.md (relative to sdk/typescript) unless --out.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createReauth } from "../dist/esm/index.js";
+import { login, startServer } from "../test/support/server.mjs";
+
+const SDK_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: args } = parseArgs({
+  options: {
+    concurrency: { type: "string", default: "32" },
+    duration: { type: "string", default: "5" },
+    warmup: { type: "string", default: "1" },
+    "max-requests": { type: "string", default: "2000000" },
+    out: { type: "string", default: resolve(SDK_DIR, "..", "..", "benches", "results", "sdk.md") },
+  },
+});
+const CONCURRENCY = Number(args.concurrency);
+const DURATION_S = Number(args.duration);
+const WARMUP_S = Number(args.warmup);
+const MAX_REQUESTS = Number(args["max-requests"]);
+
+/** Run `op` with CONCURRENCY workers for `seconds` (bounded by MAX_REQUESTS). */
+async function measure(op, seconds) {
+  const latencies = [];
+  let started = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < end && started < MAX_REQUESTS) {
+      started++;
+      const s = performance.now();
+      await op();
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  return { count: latencies.length, elapsed, rps: latencies.length / elapsed, p50: pct(50), p99: pct(99) };
+}
+
+const server = await startServer();
+try {
+  const session = await login(server.url, "bench@example.com");
+  const reauth = createReauth({ url: server.url });
+  const cached = createReauth({ url: server.url, cache: { ttlMs: 5000 } });
+  const healthz = async () => {
+    const res = await fetch(`${server.url}/healthz`);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`GET /healthz answered ${res.status}`);
+  };
+  const getUser = async () => {
+    const user = await reauth.getUser(session.token);
+    if (!user) throw new Error("getUser() returned null during the benchmark");
+  };
+  const getUserCached = async () => {
+    const user = await cached.getUser(session.token);
+    if (!user) throw new Error("getUser() returned null during the benchmark");
+  };
+
+  await measure(healthz, WARMUP_S);
+  await measure(getUser, WARMUP_S);
+  const rows = [
+    ["bare `fetch` GET /healthz", await measure(healthz, DURATION_S)],
+    ["`getUser(token)` (GET /v1/user)", await measure(getUser, DURATION_S)],
+    ["`getUser(token)` with `cache: { ttlMs: 5000 }`", await measure(getUserCached, DURATION_S)],
+  ];
+
+  const ratio = rows[1][1].rps / rows[0][1].rps;
+  let commit = "n/a";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: SDK_DIR, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+  } catch {
+    /* no commits yet */
+  }
+  const fmt = (n, d = 0) => n.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+  const md = `# SDK benchmark: \`getUser()\` vs bare \`fetch\`
+
+TypeScript SDK (\`@reauth/sdk\`) calling a warm local \`reauth dev\` server over loopback HTTP/1.1.
+
+| | |
+| --- | --- |
+| machine | ${cpus().length} cores (\`nproc\` = ${execFileSync("nproc").toString().trim()}), ${cpus()[0]?.model ?? "?"} |
+| node | ${process.version} (global \`fetch\` = undici) |
+| server | \`${relative(resolve(SDK_DIR, "..", ".."), server.bin) || server.bin}\` — \`dev --listen 127.0.0.1:PORT --data-dir <tmp>\`, same machine |
+| command | \`cd sdk/typescript && npm run bench\` (\`node bench/getuser.mjs --concurrency ${CONCURRENCY} --duration ${DURATION_S}\`) |
+| load | ${CONCURRENCY} requests in flight, ${DURATION_S} s per row after ${WARMUP_S} s warm-up, one logged-in session |
+| commit | ${commit} |
+| date | ${new Date().toISOString()} |
+
+| operation | requests | calls/s | p50 (ms) | p99 (ms) |
+| --- | ---: | ---: | ---: | ---: |
+${rows.map(([name, r]) => `| ${name} | ${fmt(r.count)} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} |`).join("\n")}
+
+**Ratio** \`getUser()\` / bare \`fetch /healthz\` throughput: **${ratio.toFixed(2)}×** (p50 ${(rows[1][1].p50 / rows[0][1].p50).toFixed(2)}×).
+With the in-process cache the call is served from memory (SHA-256 of the token + map lookup) and does not reach the server while the entry is fresh.
+
+Notes: client and server share the same ${cpus().length} cores, so the figures are a floor for both. The server
+binary is whichever the test harness found (a debug build unless \`REAUTH_BIN\` points at a release build).
+`;
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, md);
+  console.log(md);
+  console.log(`wrote ${args.out}`);
+} finally {
+  await server.stop();
+}
