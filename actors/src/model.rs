@@ -137,6 +137,7 @@ pub struct UserView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionView {
     pub id: String,
+    pub created_at: String,
     pub expires_at: String,
 }
 
@@ -171,6 +172,7 @@ impl UserState {
             features: mapping.map(|m| m.features.clone()).unwrap_or_default(),
             session: SessionView {
                 id: session.id.clone(),
+                created_at: rfc3339(session.created_at),
                 expires_at: rfc3339(session.expires_at),
             },
         }

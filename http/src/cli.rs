@@ -1,0 +1,445 @@
+//! The `reauth` command line: `serve`, `dev`, `migrate`, `project create|list|show|update`.
+//! Flags mirror the `REAUTH_*` environment variables; `--json` output is for scripts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use reauth_actors::model::{PlanMapping, Project};
+use reauth_actors::store::{self, ProjectPatch};
+use reauth_runtime::config::Secret;
+use reauth_runtime::crypto::MasterKey;
+use reauth_runtime::{BusMessage, Settings, cache, now_ms};
+
+use crate::app::{self, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "reauth",
+    version,
+    about = "Self-hostable auth + subscriptions for indie SaaS"
+)]
+struct Cli {
+    /// TOML settings file (keys as in the README's configuration table).
+    #[arg(long, global = true, env = "REAUTH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone, Default)]
+struct StoreFlags {
+    /// Address to listen on (REAUTH_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory of the embedded database and dev master key (REAUTH_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run in production: configured database and cache; requires REAUTH_MASTER_KEY.
+    Serve(StoreFlags),
+    /// Run the embedded default: SQLite, in-process cache, dev outbox, demo project on localhost.
+    Dev(StoreFlags),
+    /// Apply database migrations and exit.
+    Migrate(StoreFlags),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+}
+
+#[derive(Subcommand)]
+enum ProjectCmd {
+    /// Create a project.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed redirect origin (repeatable; the first is the default redirect).
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// List projects.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Show one project (secrets are never shown, only whether they are set).
+    Show {
+        slug: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Change a project's settings.
+    Update(Box<UpdateArgs>),
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    slug: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`.
+    #[arg(long)]
+    accent_color: Option<String>,
+    /// Allowed redirect origin (repeatable; replaces the list; the first is the default redirect).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Extra hosts served without a domain (e.g. localhost).
+    #[arg(long = "dev-host")]
+    dev_hosts: Vec<String>,
+    #[arg(long)]
+    email_from: Option<String>,
+    #[arg(long, env = "REAUTH_PROJECT_RESEND_API_KEY", hide_env_values = true)]
+    resend_api_key: Option<String>,
+    #[arg(long)]
+    google_client_id: Option<String>,
+    #[arg(
+        long,
+        env = "REAUTH_PROJECT_GOOGLE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    google_client_secret: Option<String>,
+    #[arg(long, env = "REAUTH_PROJECT_STRIPE_SECRET_KEY", hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    #[arg(
+        long,
+        env = "REAUTH_PROJECT_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    stripe_webhook_secret: Option<String>,
+    /// Plan mapping `PRICE_ID=PLAN[:feature,feature]` (repeatable; replaces the list).
+    #[arg(long = "plan")]
+    plans: Vec<String>,
+    /// Magic link lifetime in seconds (60..=86400).
+    #[arg(long)]
+    magic_link_ttl: Option<i64>,
+    /// Session lifetime in seconds (300..=31536000).
+    #[arg(long)]
+    session_ttl: Option<i64>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreFlags,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(config: Option<&PathBuf>, flags: &StoreFlags) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(config.map(PathBuf::as_path), std::env::vars())?;
+    if let Some(l) = &flags.listen {
+        s.set("listen", l)?;
+    }
+    if let Some(d) = &flags.data_dir {
+        s.data_dir = d.clone();
+    }
+    Ok(s)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_ref();
+    match cli.cmd {
+        Cmd::Serve(flags) => serve(settings(config, &flags)?, Mode::Serve).await,
+        Cmd::Dev(flags) => serve(settings(config, &flags)?, Mode::Dev).await,
+        Cmd::Migrate(flags) => {
+            let s = settings(config, &flags)?;
+            crate::telemetry::init("warn", s.log_format);
+            app::open_db(&s).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Cmd::Project(cmd) => project(config, cmd).await,
+    }
+}
+
+async fn serve(s: Settings, mode: Mode) -> anyhow::Result<()> {
+    crate::telemetry::init(&s.log_level, s.log_format);
+    let handle = app::start(s.clone(), mode).await?;
+    let addr = handle.addr;
+    tracing::info!(%addr, ?mode, database = if s.database_url.is_some() { "configured" } else { "embedded sqlite" }, cache = handle.state.core.svc.cache.kind(), "reauth listening");
+    if mode == Mode::Dev {
+        let port = addr.port();
+        eprintln!("\n  reauth dev is running\n");
+        eprintln!("  Sign in:      http://localhost:{port}/login");
+        eprintln!("  Dev outbox:   http://localhost:{port}/dev/outbox");
+        eprintln!("  Current user: http://localhost:{port}/v1/user");
+        eprintln!("  Metrics:      http://localhost:{port}/metrics\n");
+    }
+    handle.run_until(app::shutdown_signal()).await;
+    Ok(())
+}
+
+/// The key that seals secrets: required with a configured database; the dev key otherwise.
+fn cli_master_key(s: &Settings) -> anyhow::Result<MasterKey> {
+    if let Some(k) = &s.master_key {
+        return MasterKey::from_base64(k.expose()).context("REAUTH_MASTER_KEY");
+    }
+    if s.database_url.is_some() {
+        anyhow::bail!("REAUTH_MASTER_KEY is required to manage projects in a configured database");
+    }
+    let path = s.data_dir.join("master.key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return MasterKey::from_base64(&k).with_context(|| format!("reading {}", path.display()));
+    }
+    std::fs::create_dir_all(&s.data_dir)?;
+    let (key, b64) = MasterKey::generate();
+    std::fs::write(&path, b64)?;
+    Ok(key)
+}
+
+async fn project(config: Option<&PathBuf>, cmd: ProjectCmd) -> anyhow::Result<()> {
+    let flags = match &cmd {
+        ProjectCmd::Create { store, .. }
+        | ProjectCmd::List { store, .. }
+        | ProjectCmd::Show { store, .. } => store.clone(),
+        ProjectCmd::Update(a) => a.store.clone(),
+    };
+    let s = settings(config, &flags)?;
+    crate::telemetry::init("warn", s.log_format);
+    let key = cli_master_key(&s)?;
+    let db = app::open_db(&s).await?;
+    match cmd {
+        ProjectCmd::Create {
+            slug,
+            name,
+            allowed_origins,
+            json,
+            ..
+        } => {
+            if !store::valid_slug(&slug) {
+                anyhow::bail!(
+                    "slug must be 2-40 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+                );
+            }
+            for o in &allowed_origins {
+                check_origin(o)?;
+            }
+            if store::get_project_by_slug(&db, &key, &slug)
+                .await?
+                .is_some()
+            {
+                anyhow::bail!("a project with slug {slug:?} already exists");
+            }
+            let name = name.unwrap_or_else(|| slug.clone());
+            let id =
+                store::create_project(&db, &slug, &name, &[], &allowed_origins, now_ms()).await?;
+            notify(&s, &id).await;
+            let p = store::get_project(&db, &key, &id)
+                .await?
+                .context("project vanished")?;
+            print_project(&p, &s, json);
+        }
+        ProjectCmd::List { json, .. } => {
+            let list = store::list_projects(&db, &key).await?;
+            if json {
+                let v: Vec<_> = list.iter().map(|p| project_json(p, &s)).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for p in &list {
+                    println!("{}\t{}\t{}", p.slug, p.id, p.name);
+                }
+            }
+        }
+        ProjectCmd::Show { slug, json, .. } => {
+            let p = store::get_project_by_slug(&db, &key, &slug)
+                .await?
+                .with_context(|| format!("no project {slug:?}"))?;
+            print_project(&p, &s, json);
+        }
+        ProjectCmd::Update(a) => {
+            let p = store::get_project_by_slug(&db, &key, &a.slug)
+                .await?
+                .with_context(|| format!("no project {:?}", a.slug))?;
+            let patch = patch_from(&a)?;
+            store::update_project(&db, &key, &p.id, &patch, now_ms()).await?;
+            notify(&s, &p.id).await;
+            let p = store::get_project(&db, &key, &p.id)
+                .await?
+                .context("project vanished")?;
+            print_project(&p, &s, a.json);
+        }
+    }
+    db.pool.close().await;
+    Ok(())
+}
+
+fn check_origin(o: &str) -> anyhow::Result<()> {
+    let u = url::Url::parse(o).with_context(|| format!("allowed origin {o:?} is not a URL"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" {
+        anyhow::bail!("allowed origin {o:?} must be scheme://host[:port] (no path)");
+    }
+    Ok(())
+}
+
+/// Empty string clears an optional setting.
+fn opt(v: &Option<String>) -> Option<Option<String>> {
+    v.as_ref().map(|s| (!s.is_empty()).then(|| s.clone()))
+}
+
+fn secret(v: &Option<String>) -> Option<Option<Secret>> {
+    opt(v).map(|o| o.map(Secret::new))
+}
+
+pub fn parse_plan(s: &str) -> anyhow::Result<PlanMapping> {
+    let (price, rest) = s
+        .split_once('=')
+        .with_context(|| format!("--plan {s:?}: expected PRICE_ID=PLAN[:feature,feature]"))?;
+    let (plan, features) = rest.split_once(':').unwrap_or((rest, ""));
+    if price.trim().is_empty() || plan.trim().is_empty() {
+        anyhow::bail!("--plan {s:?}: price id and plan name are required");
+    }
+    Ok(PlanMapping {
+        price_id: price.trim().into(),
+        plan: plan.trim().into(),
+        features: features
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+fn patch_from(a: &UpdateArgs) -> anyhow::Result<ProjectPatch> {
+    for o in &a.allowed_origins {
+        check_origin(o)?;
+    }
+    if let Some(c) = &a.accent_color
+        && !c.is_empty()
+        && !crate::pages::valid_color(c)
+    {
+        anyhow::bail!("--accent-color must be #rgb or #rrggbb");
+    }
+    if let Some(u) = &a.logo_url
+        && !u.is_empty()
+        && !u.starts_with("https://")
+    {
+        anyhow::bail!("--logo-url must be an https:// URL");
+    }
+    if let Some(t) = a.magic_link_ttl
+        && !(60..=86_400).contains(&t)
+    {
+        anyhow::bail!("--magic-link-ttl must be between 60 and 86400 seconds");
+    }
+    if let Some(t) = a.session_ttl
+        && !(300..=31_536_000).contains(&t)
+    {
+        anyhow::bail!("--session-ttl must be between 300 and 31536000 seconds");
+    }
+    let plans = if a.plans.is_empty() {
+        None
+    } else {
+        Some(
+            a.plans
+                .iter()
+                .map(|p| parse_plan(p))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    };
+    Ok(ProjectPatch {
+        name: a.name.clone(),
+        logo_url: opt(&a.logo_url),
+        accent_color: opt(&a.accent_color),
+        allowed_origins: (!a.allowed_origins.is_empty()).then(|| a.allowed_origins.clone()),
+        dev_hosts: (!a.dev_hosts.is_empty()).then(|| a.dev_hosts.clone()),
+        custom_domain: None,
+        email_from: opt(&a.email_from),
+        resend_api_key: secret(&a.resend_api_key),
+        google_client_id: opt(&a.google_client_id),
+        google_client_secret: secret(&a.google_client_secret),
+        stripe_secret_key: secret(&a.stripe_secret_key),
+        stripe_webhook_secret: secret(&a.stripe_webhook_secret),
+        magic_link_ttl_secs: a.magic_link_ttl,
+        session_ttl_secs: a.session_ttl,
+        plans,
+    })
+}
+
+/// Tell running instances (through the Redis bus, when configured) to reload the project.
+/// Embedded instances notice the new version on their own within seconds.
+async fn notify(s: &Settings, project_id: &str) {
+    let Some(url) = &s.redis_url else { return };
+    match cache::connect(Some(url.expose()), &s.redis_prefix).await {
+        Ok(c) => {
+            let msg = BusMessage {
+                origin: "cli".into(),
+                topic: "project.changed".into(),
+                payload: serde_json::json!({ "project_id": project_id }).to_string(),
+            };
+            if let Err(e) = c.publish(&msg).await {
+                eprintln!("warning: running instances were not notified: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: running instances were not notified: {e:#}"),
+    }
+}
+
+fn project_json(p: &Project, s: &Settings) -> serde_json::Value {
+    let mut hosts = p.dev_hosts.clone();
+    if let Some(b) = &s.base_domain {
+        hosts.push(format!("{}.{b}", p.slug));
+    }
+    serde_json::json!({
+        "id": p.id,
+        "slug": p.slug,
+        "name": p.name,
+        "hosts": hosts,
+        "custom_domain": p.custom_domain,
+        "allowed_origins": p.allowed_origins,
+        "logo_url": p.logo_url,
+        "accent_color": p.accent_color,
+        "email_from": p.email_from,
+        "resend_api_key_set": p.resend_api_key.is_some(),
+        "google_client_id": p.google_client_id,
+        "google_client_secret_set": p.google_client_secret.is_some(),
+        "stripe_secret_key_set": p.stripe_secret_key.is_some(),
+        "stripe_webhook_secret_set": p.stripe_webhook_secret.is_some(),
+        "magic_link_ttl_secs": p.magic_link_ttl_secs,
+        "session_ttl_secs": p.session_ttl_secs,
+        "plans": p.plans,
+        "version": p.version,
+    })
+}
+
+fn print_project(p: &Project, s: &Settings, json: bool) {
+    let v = project_json(p, s);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if let Some(map) = v.as_object() {
+        for (k, val) in map {
+            println!("{k:<26} {val}");
+        }
+    }
+}

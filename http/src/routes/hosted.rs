@@ -1,0 +1,542 @@
+//! Hosted pages on the project's host: login (Google + magic link), verify, Google callback,
+//! logout, and a small account page. No JavaScript; every failure is a readable page.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use minijinja::context;
+use minijinja::value::Serde;
+use reauth_actors::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
+use reauth_actors::model::{Email, ProjectRef};
+use reauth_actors::ratelimit::{self, Limit};
+use reauth_runtime::crypto::{ct_eq, hash_token, random_token};
+use reauth_runtime::now_ms;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::extract::{self, OAUTH_COOKIE, SESSION_COOKIE};
+use crate::pages::Brand;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page))
+        .route("/login/email", post(login_email))
+        .route("/verify", get(verify))
+        .route("/login/google", get(google_start))
+        .route("/callback/google", get(google_callback))
+        .route("/logout", post(logout))
+}
+
+/// Query strings are parsed leniently: a malformed one is treated as absent, never a 500.
+fn query<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> T {
+    req.uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+fn unknown_host(st: &AppState) -> Response {
+    st.pages.message(
+        StatusCode::NOT_FOUND,
+        &Brand::neutral(),
+        "Unknown site",
+        "No application is set up to sign in on this address. Check the link you followed.",
+        None,
+    )
+}
+
+/// The project for this request's host, or the "unknown site" page.
+fn project_of(st: &AppState, headers: &HeaderMap) -> Result<ProjectRef, Response> {
+    extract::project(st, headers).ok_or_else(|| unknown_host(st))
+}
+
+/// The redirect target if it is on the allow-list; otherwise `None` (callers fall back).
+fn checked_redirect(p: &ProjectRef, target: Option<&str>) -> Option<String> {
+    target
+        .filter(|t| !t.is_empty())
+        .and_then(|t| p.allowed_redirect(t))
+}
+
+fn default_target(p: &ProjectRef) -> String {
+    p.default_redirect().unwrap_or("/").to_string()
+}
+
+fn login_href(redirect_to: Option<&str>) -> String {
+    match redirect_to {
+        Some(r) => format!(
+            "/login?redirect_to={}",
+            url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
+        ),
+        None => "/login".into(),
+    }
+}
+
+fn csrf_for(token: &str) -> String {
+    hash_token(&format!("csrf:{token}"))
+}
+
+fn session_cookie(p: &ProjectRef, headers: &HeaderMap, token: &str, max_age: i64) -> HeaderValue {
+    let host = extract::host(headers).unwrap_or_default();
+    let mut c =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}");
+    if !extract::is_local(&host) {
+        c.push_str("; Secure");
+    }
+    if let Some(d) = extract::cookie_domain(p, &host) {
+        c.push_str(&format!("; Domain={d}"));
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn too_many(st: &AppState, p: &ProjectRef, retry: Duration, back: &str) -> Response {
+    let secs = retry.as_secs().max(1);
+    let mut res = st.pages.message(
+        StatusCode::TOO_MANY_REQUESTS,
+        &Brand::of(p),
+        "Too many attempts",
+        &format!("Please wait {} before trying again.", human(secs)),
+        Some((back, "Back to sign in")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+fn human(secs: u64) -> String {
+    if secs < 90 {
+        format!("{secs} seconds")
+    } else {
+        format!("{} minutes", secs.div_ceil(60))
+    }
+}
+
+async fn limit(
+    st: &AppState,
+    p: &ProjectRef,
+    bucket: &str,
+    subject: &str,
+    l: Limit,
+) -> Result<(), Response> {
+    ratelimit::hit(&st.core.svc.cache, bucket, &p.id, subject, l)
+        .await
+        .map_err(|retry| too_many(st, p, retry, "/login"))
+}
+
+fn login_error_page(st: &AppState, p: &ProjectRef, e: &LoginError, back: &str) -> Response {
+    let brand = Brand::of(p);
+    let (status, heading, message) = match e {
+        LoginError::LinkUnknown => (
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This sign-in link is not valid. It may have been copied incompletely.",
+        ),
+        LoginError::LinkUsed => (
+            StatusCode::GONE,
+            "Link already used",
+            "This sign-in link has already been used. Each link works once.",
+        ),
+        LoginError::LinkExpired => (
+            StatusCode::GONE,
+            "Link expired",
+            "This sign-in link has expired.",
+        ),
+        LoginError::EmailNotConfigured => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Email sign-in unavailable",
+            "This application has not set up email delivery yet.",
+        ),
+        LoginError::EmailFailed => (
+            StatusCode::BAD_GATEWAY,
+            "Email not sent",
+            "We could not send the email just now. Please try again.",
+        ),
+        LoginError::GoogleNotConfigured => (
+            StatusCode::NOT_FOUND,
+            "Google sign-in unavailable",
+            "This application does not offer Google sign-in.",
+        ),
+        LoginError::BadState => (
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in attempt is invalid or has expired. Please start again from this browser.",
+        ),
+        LoginError::Provider(_) => (
+            StatusCode::BAD_GATEWAY,
+            "Google sign-in failed",
+            "Google did not complete the sign-in. Please try again.",
+        ),
+        LoginError::EmailUnverified => (
+            StatusCode::FORBIDDEN,
+            "Email not verified",
+            "Your Google account's email address is not verified, so we cannot sign you in with it.",
+        ),
+        LoginError::ProjectUnavailable | LoginError::Internal(_) => {
+            tracing::error!(error = %e, "login failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong",
+                "We could not complete the sign-in. Please try again in a moment.",
+            )
+        }
+    };
+    if let LoginError::Provider(detail) = e {
+        tracing::warn!(detail, "Google sign-in failed");
+    }
+    let label = match e {
+        LoginError::LinkUnknown | LoginError::LinkUsed | LoginError::LinkExpired => {
+            "Request a new link"
+        }
+        _ => "Back to sign in",
+    };
+    st.pages
+        .message(status, &brand, heading, message, Some((back, label)))
+}
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    redirect_to: Option<String>,
+}
+
+async fn login_page(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let q: LoginQuery = query(&req);
+    let redirect_to = checked_redirect(&p, q.redirect_to.as_deref());
+    render_login(&st, &p, redirect_to.as_deref(), None, None, StatusCode::OK)
+}
+
+fn render_login(
+    st: &AppState,
+    p: &ProjectRef,
+    redirect_to: Option<&str>,
+    email: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    st.pages.render(
+        status,
+        "login.html",
+        context! {
+            project => Serde(Brand::of(p)),
+            google => p.google_enabled(),
+            redirect_to, email, error,
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct EmailForm {
+    #[serde(default)]
+    email: String,
+    redirect_to: Option<String>,
+}
+
+async fn login_email(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = extract::client(&st, &req);
+    let headers = req.headers().clone();
+    let form: EmailForm = match Form::<EmailForm>::from_request(req, &st).await {
+        Ok(Form(f)) => f,
+        Err(_) => {
+            return render_login(
+                &st,
+                &p,
+                None,
+                None,
+                Some("Please enter your email address."),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
+    let redirect_to = checked_redirect(&p, form.redirect_to.as_deref());
+    let Some(email) = Email::parse(&form.email) else {
+        return render_login(
+            &st,
+            &p,
+            redirect_to.as_deref(),
+            Some(&form.email),
+            Some("That doesn't look like an email address."),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    if let Some(ip) = &client.ip
+        && let Err(r) = limit(&st, &p, "ml_ip", ip, ratelimit::MAGIC_LINK_PER_IP).await
+    {
+        return r;
+    }
+    if let Err(r) = limit(
+        &st,
+        &p,
+        "ml_email",
+        email.as_str(),
+        ratelimit::MAGIC_LINK_PER_EMAIL,
+    )
+    .await
+    {
+        return r;
+    }
+    let req = MagicLinkRequest {
+        email: email.clone(),
+        redirect_to: redirect_to.clone(),
+        base_url: extract::base_url(&st, &headers),
+        now: now_ms(),
+    };
+    match st.core.tenants.send_magic_link(&p.id, req).await {
+        Ok(()) => st.pages.render(
+            StatusCode::OK,
+            "check_email.html",
+            context! {
+                project => Serde(Brand::of(&p)),
+                email => email.as_str(),
+                ttl_minutes => (p.magic_link_ttl_secs + 59) / 60,
+                redirect_to,
+                dev => st.core.svc.outbox.is_some() && p.resend_api_key.is_none(),
+            },
+        ),
+        Err(e) => login_error_page(&st, &p, &e, &login_href(redirect_to.as_deref())),
+    }
+}
+
+use axum::extract::FromRequest;
+
+#[derive(Deserialize, Default)]
+struct VerifyQuery {
+    token: Option<String>,
+}
+
+async fn verify(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = extract::client(&st, &req);
+    if let Some(ip) = &client.ip
+        && let Err(r) = limit(&st, &p, "verify_ip", ip, ratelimit::VERIFY_PER_IP).await
+    {
+        return r;
+    }
+    let q: VerifyQuery = query(&req);
+    let token = q.token.unwrap_or_default();
+    match login::verify_magic_link(
+        &st.core.svc,
+        &st.core.sessions,
+        &p,
+        &token,
+        client.user_agent.as_deref(),
+        client.ip.as_deref(),
+        now_ms(),
+    )
+    .await
+    {
+        Ok((session_token, redirect)) => {
+            let target =
+                checked_redirect(&p, redirect.as_deref()).unwrap_or_else(|| default_target(&p));
+            signed_in(&p, req.headers(), &session_token, &target)
+        }
+        Err(e) => login_error_page(&st, &p, &e, "/login"),
+    }
+}
+
+/// 303 to `target` with the session cookie set.
+fn signed_in(p: &ProjectRef, headers: &HeaderMap, token: &str, target: &str) -> Response {
+    let mut res = Redirect::to(target).into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(p, headers, token, p.session_ttl_secs),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn google_start(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let q: LoginQuery = query(&req);
+    let redirect_to = checked_redirect(&p, q.redirect_to.as_deref());
+    // Bind the attempt to this browser: the callback must present the same cookie.
+    let nonce = random_token();
+    let base = extract::base_url(&st, req.headers());
+    match st
+        .core
+        .tenants
+        .google_start(&p.id, redirect_to.clone(), hash_token(&nonce), base)
+        .await
+    {
+        Ok(url) => {
+            let host = extract::host(req.headers()).unwrap_or_default();
+            let secure = if extract::is_local(&host) {
+                ""
+            } else {
+                "; Secure"
+            };
+            let cookie = format!(
+                "{OAUTH_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+            );
+            let mut res = Redirect::to(&url).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Err(e) => login_error_page(&st, &p, &e, &login_href(redirect_to.as_deref())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = extract::client(&st, &req);
+    if let Some(ip) = &client.ip
+        && let Err(r) = limit(&st, &p, "callback_ip", ip, ratelimit::CALLBACK_PER_IP).await
+    {
+        return r;
+    }
+    let q: CallbackQuery = query(&req);
+    if q.error.is_some() {
+        return st.pages.message(
+            StatusCode::BAD_REQUEST,
+            &Brand::of(&p),
+            "Google sign-in cancelled",
+            "The sign-in with Google was cancelled or refused.",
+            Some(("/login", "Back to sign in")),
+        );
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return login_error_page(&st, &p, &LoginError::BadState, "/login");
+    };
+    let browser = extract::cookie(req.headers(), OAUTH_COOKIE).unwrap_or_default();
+    let cb = GoogleCallback {
+        code,
+        state,
+        browser_hash: hash_token(browser),
+        base_url: extract::base_url(&st, req.headers()),
+        user_agent: client.user_agent,
+        ip: client.ip,
+        now: now_ms(),
+    };
+    match st.core.tenants.google_finish(&p.id, cb).await {
+        Ok((token, redirect)) => {
+            let target =
+                checked_redirect(&p, Some(&redirect)).unwrap_or_else(|| default_target(&p));
+            let mut res = signed_in(&p, req.headers(), &token, &target);
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static(
+                    "reauth_oauth=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+                ),
+            );
+            res
+        }
+        Err(e) => login_error_page(&st, &p, &e, "/login"),
+    }
+}
+
+async fn home(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(token) = extract::token(req.headers()) else {
+        return Redirect::to("/login").into_response();
+    };
+    match st.core.sessions.lookup(&p.id, token, now_ms()).await {
+        Ok(Some(view)) => st.pages.render(
+            StatusCode::OK,
+            "account.html",
+            context! {
+                project => Serde(Brand::of(&p)),
+                user => Serde(&*view),
+                csrf => csrf_for(token),
+            },
+        ),
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            st.pages.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &Brand::of(&p),
+                "Something went wrong",
+                "We could not load your account just now. Please try again in a moment.",
+                Some(("/", "Try again")),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+    redirect_to: Option<String>,
+}
+
+/// CSRF-safe: the form must carry a token derived from the session (which a cross-site page
+/// cannot read), and a present `Origin` must be this host.
+async fn logout(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let headers = req.headers().clone();
+    let base = extract::base_url(&st, &headers);
+    let origin_ok = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_none_or(|o| o.eq_ignore_ascii_case(&base));
+    let token = extract::cookie(&headers, SESSION_COOKIE).map(str::to_string);
+    let form: LogoutForm = match Form::<LogoutForm>::from_request(req, &st).await {
+        Ok(Form(f)) => f,
+        Err(_) => LogoutForm::default(),
+    };
+    let Some(token) = token else {
+        return Redirect::to("/login").into_response();
+    };
+    if !origin_ok || !ct_eq(form.csrf.as_bytes(), csrf_for(&token).as_bytes()) {
+        return st.pages.message(
+            StatusCode::FORBIDDEN,
+            &Brand::of(&p),
+            "Sign-out not confirmed",
+            "This sign-out request did not come from this site. Use the sign-out button on your account page.",
+            Some(("/", "Go to my account")),
+        );
+    }
+    if let Err(e) = st.core.sessions.revoke(&p.id, &token, now_ms()).await {
+        tracing::error!(error = %e, "logout failed");
+        return st.pages.message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Brand::of(&p),
+            "Something went wrong",
+            "We could not sign you out just now. Please try again.",
+            Some(("/", "Back")),
+        );
+    }
+    let target =
+        checked_redirect(&p, form.redirect_to.as_deref()).unwrap_or_else(|| "/login".into());
+    let mut res = Redirect::to(&target).into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&p, &headers, "", 0));
+    res
+}

@@ -1,0 +1,60 @@
+//! Operator endpoints: liveness, readiness, Prometheus metrics, the supervision tree.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .route("/ops/supervision", get(supervision))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let db = st.core.svc.db.ping().await;
+    let cache = st.core.svc.cache.ping().await;
+    let body = json!({
+        "database": if db.is_ok() { "ok" } else { "unreachable" },
+        "cache": if cache.is_ok() { "ok" } else { "unreachable" },
+    });
+    let status = if db.is_ok() && cache.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn prometheus(State(st): State<AppState>) -> Response {
+    // Gauges that are cheaper to read on scrape than to maintain on every change.
+    metrics::gauge!("reauth_sessions_resident").set(st.core.sessions.resident() as f64);
+    metrics::gauge!("reauth_projects_loaded").set(st.core.directory.projects().len() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn supervision(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let projects = st.core.tenants.children().await;
+    Json(json!({
+        "runtime": {
+            "tenants": { "strategy": "one_for_one", "children": projects },
+            "sessions": { "resident": st.core.sessions.resident(), "passivate_after_secs": st.settings.session_idle_secs },
+            "bus_bridge": { "backend": st.core.svc.cache.kind() },
+            "janitor": { "every_secs": 300 },
+        }
+    }))
+}
