@@ -35,12 +35,17 @@ impl Core {
             tenants.clone(),
         ));
         let janitor = tokio::spawn(janitor(svc.clone(), sessions.clone()));
+        let watcher = tokio::spawn(watch_projects(
+            svc.clone(),
+            tenants.clone(),
+            directory.clone(),
+        ));
         Ok(Self {
             svc,
             tenants,
             sessions,
             directory,
-            tasks: Arc::new(std::sync::Mutex::new(vec![bridge, janitor])),
+            tasks: Arc::new(std::sync::Mutex::new(vec![bridge, janitor, watcher])),
         })
     }
 
@@ -84,5 +89,31 @@ async fn janitor(svc: Svc, sessions: Sessions) {
             Err(e) => tracing::warn!(error = %e, "janitor sweep failed"),
         }
         sessions.prune_index();
+    }
+}
+
+/// Reload projects whose stored version moved (or that appeared) without a bus message, e.g.
+/// changed by `reauth project update` against the embedded store. A backstop for the bus.
+async fn watch_projects(svc: Svc, tenants: Tenants, directory: Arc<Directory>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(versions) = store::project_versions(&svc.db).await else {
+            continue;
+        };
+        for (id, version) in &versions {
+            let known = directory.project(id).map(|p| p.version);
+            if known.is_none_or(|v| v < *version)
+                && let Err(e) = tenants.reload(id).await
+            {
+                tracing::warn!(project = %id, error = %e, "project reload failed");
+            }
+        }
+        for p in directory.projects() {
+            if !versions.iter().any(|(id, _)| *id == p.id) {
+                tenants.remove(&p.id).await;
+            }
+        }
     }
 }

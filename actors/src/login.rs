@@ -394,7 +394,7 @@ pub async fn google_finish(
             .await?
         }
     };
-    sessions.user_changed(&user.id).await;
+    sessions.user_changed(&project.id, &user.id).await?;
     let (token, _) = sessions
         .create(
             project,

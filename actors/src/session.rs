@@ -425,8 +425,6 @@ impl Sessions {
         )
         .await?;
         cache_session(&self.svc, &rec).await;
-        // A resident actor may hold an older view of this user (e.g. a name from Google).
-        self.user_changed_locally(user_id);
         Ok((token, rec))
     }
 
@@ -462,13 +460,22 @@ impl Sessions {
         }
     }
 
-    /// The user's data changed in the store: drop the cached copy and refresh resident actors
-    /// here and on every other instance.
-    pub async fn user_changed(&self, user_id: &str) {
-        let _ = self.svc.cache.del(&format!("user:{user_id}")).await;
-        self.user_changed_locally(user_id);
+    /// The user's data changed in the store: cache the new state, push it to this instance's
+    /// resident actor (ordered before any later message to it), and tell every other instance.
+    pub async fn user_changed(&self, project_id: &str, user_id: &str) -> anyhow::Result<()> {
+        match load_user_state_sql(&self.svc, project_id, user_id).await {
+            Ok(st) => {
+                cache_user_state(&self.svc, &st).await;
+                self.apply_user_state(st);
+            }
+            Err(e) => {
+                let _ = self.svc.cache.del(&format!("user:{user_id}")).await;
+                return Err(e);
+            }
+        }
         self.publish("user.changed", serde_json::json!({ "user_id": user_id }))
             .await;
+        Ok(())
     }
 
     /// Push a new state to this instance's resident actor (no reload needed).

@@ -575,3 +575,14 @@ pub async fn sweep_expired(db: &Db, now: i64) -> anyhow::Result<u64> {
         .rows_affected();
     Ok(a + b)
 }
+
+/// `(id, version)` of every project: lets an instance notice changes made by another process
+/// (the CLI against the embedded store has no bus to announce them).
+pub async fn project_versions(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT id, version FROM projects")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("version")?)))
+        .collect()
+}

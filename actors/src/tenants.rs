@@ -239,9 +239,11 @@ impl Tenants {
             sessions,
             metrics: ActorMetrics::new("project"),
         };
-        for p in store::list_projects(&t.svc.db, &t.svc.master_key).await? {
-            if let Err(e) = t.ensure(&p.id).await {
-                tracing::error!(project = %p.slug, error = %e, "project failed to start");
+        // One project that cannot load (e.g. a secret sealed with another key) must not keep
+        // the others from being served: each starts on its own.
+        for (id, _) in store::project_versions(&t.svc.db).await? {
+            if let Err(e) = t.ensure(&id).await {
+                tracing::error!(project = %id, error = %e, "project failed to start");
             }
         }
         Ok(t)

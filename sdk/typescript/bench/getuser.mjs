@@ -5,12 +5,12 @@
 //   npm run bench                       # 32 in flight, 5 s per row
 //   node bench/getuser.mjs --concurrency 64 --duration 10 --out /tmp/sdk.md
 //
-// Bounded: each row stops after --duration seconds or --max-requests requests,
+// Bounded: each slice stops after its share of --duration or --max-requests requests,
 // whichever comes first. Traffic goes to 127.0.0.1 only. Writes a markdown
 // table to ../../benches/results/sdk.md (relative to sdk/typescript) unless --out.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "32" },
     duration: { type: "string", default: "5" },
     warmup: { type: "string", default: "1" },
+    rounds: { type: "string", default: "5" },
     "max-requests": { type: "string", default: "2000000" },
     out: { type: "string", default: resolve(SDK_DIR, "..", "..", "benches", "results", "sdk.md") },
   },
@@ -31,10 +32,10 @@ const CONCURRENCY = Number(args.concurrency);
 const DURATION_S = Number(args.duration);
 const WARMUP_S = Number(args.warmup);
 const MAX_REQUESTS = Number(args["max-requests"]);
+const ROUNDS = Math.max(1, Number(args.rounds));
 
-/** Run `op` with CONCURRENCY workers for `seconds` (bounded by MAX_REQUESTS). */
-async function measure(op, seconds) {
-  const latencies = [];
+/** Run `op` with CONCURRENCY workers for `seconds` (bounded by MAX_REQUESTS); raw samples. */
+async function run(op, seconds, acc = { latencies: [], elapsed: 0 }) {
   let started = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
@@ -43,16 +44,21 @@ async function measure(op, seconds) {
       started++;
       const s = performance.now();
       await op();
-      latencies.push(performance.now() - s);
+      acc.latencies.push(performance.now() - s);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const elapsed = (performance.now() - t0) / 1000;
+  acc.elapsed += (performance.now() - t0) / 1000;
+  return acc;
+}
+
+function summarize({ latencies, elapsed }) {
   latencies.sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
   return { count: latencies.length, elapsed, rps: latencies.length / elapsed, p50: pct(50), p99: pct(99) };
 }
 
+const loadBefore = loadavg()[0];
 const server = await startServer();
 try {
   const session = await login(server.url, "bench@example.com");
@@ -72,14 +78,23 @@ try {
     if (!user) throw new Error("getUser() returned null during the benchmark");
   };
 
-  await measure(healthz, WARMUP_S);
-  await measure(getUser, WARMUP_S);
+  await run(healthz, WARMUP_S);
+  await run(getUser, WARMUP_S);
+  await run(getUserCached, Math.min(WARMUP_S, 0.2));
+  // Interleave the rows in ROUNDS slices so drifting background load hits them alike.
+  const acc = [healthz, getUser, getUserCached].map(() => ({ latencies: [], elapsed: 0 }));
+  for (let round = 0; round < ROUNDS; round++) {
+    await run(healthz, DURATION_S / ROUNDS, acc[0]);
+    await run(getUser, DURATION_S / ROUNDS, acc[1]);
+    await run(getUserCached, DURATION_S / ROUNDS, acc[2]);
+  }
   const rows = [
-    ["bare `fetch` GET /healthz", await measure(healthz, DURATION_S)],
-    ["`getUser(token)` (GET /v1/user)", await measure(getUser, DURATION_S)],
-    ["`getUser(token)` with `cache: { ttlMs: 5000 }`", await measure(getUserCached, DURATION_S)],
+    ["bare `fetch` GET /healthz", summarize(acc[0])],
+    ["`getUser(token)` (GET /v1/user)", summarize(acc[1])],
+    ["`getUser(token)` with `cache: { ttlMs: 5000 }`", summarize(acc[2])],
   ];
 
+  const loadAfter = loadavg()[0];
   const ratio = rows[1][1].rps / rows[0][1].rps;
   let commit = "n/a";
   try {
@@ -98,9 +113,10 @@ TypeScript SDK (\`@reauth/sdk\`) calling a warm local \`reauth dev\` server over
 | --- | --- |
 | machine | ${cpus().length} cores (\`nproc\` = ${execFileSync("nproc").toString().trim()}), ${cpus()[0]?.model ?? "?"} |
 | node | ${process.version} (global \`fetch\` = undici) |
-| server | \`${relative(resolve(SDK_DIR, "..", ".."), server.bin) || server.bin}\` — \`dev --listen 127.0.0.1:PORT --data-dir <tmp>\`, same machine |
+| server | \`${relative(resolve(SDK_DIR, "..", ".."), server.bin) || server.bin}\` (${/[\\/]release[\\/]/.test(server.bin) ? "release" : "debug"} build) — \`dev --listen 127.0.0.1:PORT --data-dir <tmp>\`, same machine |
+| 1-min load average | ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (other work on the machine skews the figures) |
 | command | \`cd sdk/typescript && npm run bench\` (\`node bench/getuser.mjs --concurrency ${CONCURRENCY} --duration ${DURATION_S}\`) |
-| load | ${CONCURRENCY} requests in flight, ${DURATION_S} s per row after ${WARMUP_S} s warm-up, one logged-in session |
+| load | ${CONCURRENCY} requests in flight, ${DURATION_S} s per row (interleaved in ${ROUNDS} slices) after ${WARMUP_S} s warm-up, one logged-in session |
 | commit | ${commit} |
 | date | ${new Date().toISOString()} |
 

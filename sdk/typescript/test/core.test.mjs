@@ -245,3 +245,78 @@ describe("logout", () => {
     assertUser(await reauth.getUser(session.token));
   });
 });
+
+/** Every documented key is present (the server may add fields; the SDK ignores unknown ones). */
+function assertHasKeys(obj, keys, t, what) {
+  for (const k of keys) assert.ok(Object.hasOwn(obj, k), `${what}: missing documented field ${k}`);
+  const extra = Object.keys(obj).filter((k) => !keys.includes(k));
+  if (extra.length) t.diagnostic(`${what}: additional fields not in the SDK contract: ${extra.join(", ")}`);
+}
+
+describe("server contract (raw HTTP, as the SDK relies on it)", () => {
+  it("the magic link redirects (303) to redirect_to", async () => {
+    const { url } = await env.get();
+    const s = await login(url, "contract-redirect@example.com", "http://localhost:3000/after?x=1");
+    assert.equal(s.location, "http://localhost:3000/after?x=1");
+    assert.match(s.mail.link, new RegExp(`^${url.replace(/\./g, "\\.")}/verify\\?token=`));
+  });
+
+  it("GET /v1/user answers the documented fields, by cookie and by bearer", async (t) => {
+    const { url, session } = await env.get();
+    for (const headers of [{ cookie: session.cookie }, { authorization: `Bearer ${session.token}` }]) {
+      const res = await fetch(`${url}/v1/user`, { headers });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type"), /application\/json/);
+      const body = await res.json();
+      assertHasKeys(
+        body,
+        [
+          "user_id",
+          "email",
+          "name",
+          "avatar_url",
+          "plan",
+          "subscription_status",
+          "current_period_end",
+          "cancel_at_period_end",
+          "features",
+          "session",
+        ],
+        t,
+        "GET /v1/user",
+      );
+      assertHasKeys(body.session, ["id", "expires_at"], t, "GET /v1/user .session");
+      assert.equal(body.email, EMAIL);
+      assert.ok(!Number.isNaN(Date.parse(body.session.expires_at)));
+    }
+  });
+
+  it("GET /v1/session answers the documented fields", async (t) => {
+    const { url, session } = await env.get();
+    const res = await fetch(`${url}/v1/session`, { headers: { authorization: `Bearer ${session.token}` } });
+    assert.equal(res.status, 200);
+    assertHasKeys(await res.json(), ["id", "user_id", "created_at", "expires_at"], t, "GET /v1/session");
+  });
+
+  it("401s carry {error:{code:'unauthenticated',message}}", async () => {
+    const { url } = await env.get();
+    for (const path of ["/v1/user", "/v1/session"]) {
+      const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${unknownToken()}` } });
+      assert.equal(res.status, 401);
+      const body = await res.json();
+      assert.equal(body.error.code, "unauthenticated");
+      assert.equal(typeof body.error.message, "string");
+    }
+  });
+
+  it("POST /v1/logout answers 204 and the token then gets 401", async () => {
+    const { url } = await env.get();
+    const s = await login(url, "contract-logout@example.com");
+    const res = await fetch(`${url}/v1/logout`, { method: "POST", headers: { authorization: `Bearer ${s.token}` } });
+    await res.arrayBuffer();
+    assert.equal(res.status, 204);
+    const after = await fetch(`${url}/v1/user`, { headers: { cookie: s.cookie } });
+    await after.arrayBuffer();
+    assert.equal(after.status, 401);
+  });
+});
