@@ -410,12 +410,11 @@ test('magic-link sign-in and sign-out', { timeout: 90_000 }, async (t) => {
   }
 });
 
-// Known layout bug, kept as a TODO until the templates are fixed: the address is printed in
-// <strong> with no overflow-wrap, so a long address with no break opportunity (no '-') runs out
-// of the card and the page scrolls sideways on a phone. Remove `todo` once it passes.
+// A long address with no break opportunity (no '-') must wrap inside the card, not make the
+// page scroll sideways on a phone.
 test(
   'a long email address wraps on a phone (check-email and account pages)',
-  { timeout: 60_000, todo: 'templates lack overflow-wrap for the email address' },
+  { timeout: 60_000 },
   async (t) => {
     const ctx = await newPhoneContext();
     const page = await ctx.newPage();

@@ -93,16 +93,14 @@ where
         inner: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                if inner.remove_actor(cell.get_id()) {
-                    inner.metrics.failures.increment(1);
-                    tracing::warn!(kind = inner.metrics.kind, error = %err, "actor failed; it restarts on next use");
-                }
+            SupervisionEvent::ActorFailed(cell, err) if inner.remove_actor(cell.get_id()) => {
+                inner.metrics.failures.increment(1);
+                tracing::warn!(kind = inner.metrics.kind, error = %err, "actor failed; it restarts on next use");
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if inner.remove_actor(cell.get_id()) && reason.as_deref() == Some(IDLE) {
-                    inner.metrics.passivations.increment(1);
-                }
+            SupervisionEvent::ActorTerminated(cell, _, reason)
+                if inner.remove_actor(cell.get_id()) && reason.as_deref() == Some(IDLE) =>
+            {
+                inner.metrics.passivations.increment(1);
             }
             _ => {}
         }

@@ -91,8 +91,10 @@ impl Deployment {
     }
 
     pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.listen = "127.0.0.1:0".parse().expect("addr");
+        let mut s = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..Settings::default()
+        };
         s.database_url = Some(reauth_runtime::config::Secret::new(
             self.database_url.clone(),
         ));
@@ -131,7 +133,7 @@ impl Deployment {
             &slug,
             &format!("Project {slug}"),
             &[],
-            &[origin.clone()],
+            std::slice::from_ref(&origin),
             now_ms(),
         )
         .await
