@@ -1,1 +1,140 @@
-//! placeholder
+//! Shared pieces of the benchmarks: percentiles, machine description, the wrk runner, and
+//! writing results as markdown tables under `benches/results/`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Percentile (0..=100) of a sorted slice.
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub fn us(d: Duration) -> String {
+    format!("{:.2} µs", d.as_secs_f64() * 1e6)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// One line describing the machine: CPU model, cores, memory, kernel.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or("?".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    format!("{cpu}, {cores} cores, {mem} RAM")
+}
+
+/// Resident set size of this process, bytes.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Write `body` to `benches/results/<name>.md` with a header naming the machine and command.
+pub fn write_results(name: &str, title: &str, command: &str, body: &str) -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.md"));
+    let text = format!(
+        "# {title}\n\n- Date: {}\n- Machine: {}\n- Command: `{command}`\n\n{body}\n",
+        chrono_now(),
+        machine()
+    );
+    std::fs::write(&path, text)?;
+    println!("{body}");
+    println!("results written to {}", path.display());
+    Ok(path)
+}
+
+fn chrono_now() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "?".into(), |s| s.trim().to_string())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WrkResult {
+    pub rps: f64,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub errors: u64,
+}
+
+/// Run wrk (must be on PATH) with a Lua script that prints a machine-readable summary.
+pub fn wrk(url: &str, conns: u32, secs: u32, script: &str) -> anyhow::Result<WrkResult> {
+    let path = std::env::temp_dir().join(format!("reauth-wrk-{}.lua", std::process::id()));
+    std::fs::write(&path, format!("{script}\n{DONE_LUA}"))?;
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--timeout", "5s", "-s"])
+        .arg(&path)
+        .arg(url)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running wrk (install it: apt-get install wrk): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .ok_or_else(|| anyhow::anyhow!("wrk printed no result: {text}"))?;
+    let f: Vec<f64> = line[7..]
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    anyhow::ensure!(f.len() == 5, "unexpected wrk result line {line}");
+    let d = |us: f64| Duration::from_nanos((us * 1000.0) as u64);
+    Ok(WrkResult {
+        rps: f[0],
+        p50: d(f[1]),
+        p90: d(f[2]),
+        p99: d(f[3]),
+        errors: f[4] as u64,
+    })
+}
+
+const DONE_LUA: &str = r#"
+done = function(summary, latency, requests)
+  local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %f %f %f %f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), errs))
+end
+"#;
+
+/// A wrk script sending `headers` on every request, optionally pacing each connection.
+pub fn script(headers: &[(&str, &str)], delay_ms: Option<u32>) -> String {
+    let mut s = String::new();
+    for (k, v) in headers {
+        s.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
+    }
+    if let Some(d) = delay_ms {
+        s.push_str(&format!("delay = function() return {d} end\n"));
+    }
+    s
+}

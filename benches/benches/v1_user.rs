@@ -1,0 +1,205 @@
+//! `GET /v1/user` under load: reauth (warm SessionActor, production backends: PostgreSQL +
+//! Redis) against a bare axum handler returning the same JSON from a DashMap — same process
+//! layout, same load tool (wrk), same run, interleaved rounds. Then a cold lookup (actor not
+//! resident, Redis hit) measured request by request on a second instance.
+//!
+//! `cargo bench -p reauth-benches --bench v1_user` -> benches/results/v1_user.md
+//! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis (`scripts/services`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dashmap::DashMap;
+use reauth_actors::model::UserView;
+use reauth_actors::store;
+use reauth_benches::{WrkResult, ms, pct, script, us, wrk, write_results};
+use reauth_http::Mode;
+use reauth_runtime::config::Secret;
+use reauth_runtime::crypto::MasterKey;
+use reauth_runtime::{Settings, now_ms};
+
+const SECS: u32 = 5;
+const ROUNDS: usize = 3;
+const COLD_USERS: usize = 1000;
+
+type Views = Arc<DashMap<String, Arc<UserView>>>;
+
+/// The baseline: token from the bearer header -> DashMap -> JSON.
+async fn bare(State(views): State<Views>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match views.get(token).map(|v| v.value().clone()) {
+        Some(v) => axum::Json(v).into_response(),
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+fn median(mut v: Vec<WrkResult>) -> WrkResult {
+    v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    v[v.len() / 2].clone()
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    // reauth in its production configuration, on a fresh database and Redis prefix.
+    let pg = reauth_runtime::db::testing::fresh_postgres().await?;
+    let (_, key) = MasterKey::generate();
+    let mut s = Settings {
+        listen: "127.0.0.1:0".parse()?,
+        ..Settings::default()
+    };
+    s.database_url = Some(Secret::new(pg));
+    s.redis_url = Some(Secret::new(
+        std::env::var("REAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    ));
+    s.redis_prefix = format!("reauth_bench_{}:", now_ms());
+    s.master_key = Some(Secret::new(key));
+    s.base_domain = Some("bench.local".into());
+    s.log_level = "error".into();
+    s.session_idle_secs = 3600;
+    let app = reauth_http::start(s.clone(), Mode::Serve).await?;
+    let core = app.state.core.clone();
+    let pid = store::create_project(&core.svc.db, "bench", "Bench", &[], &["https://app.bench.local".into()], now_ms()).await?;
+    core.project_changed(&pid).await?;
+    while core.directory.project(&pid).is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let project = core.directory.project(&pid).ok_or_else(|| anyhow::anyhow!("project"))?;
+    let host = "bench.bench.local";
+    let user = store::upsert_user_by_email(&core.svc.db, &pid, "bench@example.com", now_ms()).await?;
+    let (token, _) = core.sessions.create(&project, &user.id, None, None, now_ms()).await?;
+    let view = core
+        .sessions
+        .lookup(&pid, &token, now_ms())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("warm lookup"))?;
+
+    // The baseline server, same runtime, same JSON.
+    let views: Views = Arc::new(DashMap::new());
+    views.insert(token.clone(), view.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = listener.local_addr()?;
+    let bare_app = Router::new().route("/v1/user", get(bare)).with_state(views);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, bare_app).await;
+    });
+
+    let reauth_url = format!("http://{}/v1/user", app.addr);
+    let bare_url = format!("http://{bare_addr}/v1/user");
+    let auth = format!("Bearer {token}");
+    let headers = [("Host", host), ("Authorization", auth.as_str())];
+
+    // Sanity: both answer 200 with the same body.
+    let http = reqwest::Client::new();
+    let a = http.get(&reauth_url).header("host", host).header("authorization", &auth).send().await?;
+    anyhow::ensure!(a.status() == 200, "reauth /v1/user: {}", a.status());
+    let a = a.text().await?;
+    let b = http.get(&bare_url).header("authorization", &auth).send().await?.text().await?;
+    anyhow::ensure!(a == b, "bodies differ:\n{a}\n{b}");
+
+    // wrk runs block; run them off the async workers.
+    let run_wrk = |url: String, conns: u32, delay: Option<u32>| {
+        let sc = script(&headers, delay);
+        tokio::task::spawn_blocking(move || wrk(&url, conns, SECS, &sc))
+    };
+    let mut peak_r = Vec::new();
+    let mut peak_b = Vec::new();
+    for _ in 0..ROUNDS {
+        peak_b.push(run_wrk(bare_url.clone(), 64, None).await??);
+        peak_r.push(run_wrk(reauth_url.clone(), 64, None).await??);
+    }
+    let (peak_r, peak_b) = (median(peak_r), median(peak_b));
+
+    // Half of reauth's peak: 100 connections, each pausing so the total is ~peak/2.
+    let conns = 100u32;
+    let per_conn = (peak_r.rps / 2.0) / conns as f64;
+    let delay = ((1000.0 / per_conn).round() as u32).max(1);
+    let mut half_r = Vec::new();
+    let mut half_b = Vec::new();
+    let mut single_r = Vec::new();
+    let mut single_b = Vec::new();
+    for _ in 0..ROUNDS {
+        half_b.push(run_wrk(bare_url.clone(), conns, Some(delay)).await??);
+        half_r.push(run_wrk(reauth_url.clone(), conns, Some(delay)).await??);
+        single_b.push(run_wrk(bare_url.clone(), 1, None).await??);
+        single_r.push(run_wrk(reauth_url.clone(), 1, None).await??);
+    }
+    let (half_r, half_b, single_r, single_b) = (median(half_r), median(half_b), median(single_r), median(single_b));
+
+    // Cold lookups: COLD_USERS sessions whose state is in Redis, asked of a second instance on
+    // which no session actor is resident. Each request activates an actor.
+    let mut tokens = Vec::new();
+    for i in 0..COLD_USERS {
+        let u = store::upsert_user_by_email(&core.svc.db, &pid, &format!("cold{i}@example.com"), now_ms()).await?;
+        let (t, _) = core.sessions.create(&project, &u.id, None, None, now_ms()).await?;
+        core.sessions.lookup(&pid, &t, now_ms()).await?; // caches the user's state in Redis
+        tokens.push(t);
+    }
+    let second = reauth_http::start(s.clone(), Mode::Serve).await?;
+    while second.state.core.directory.project(&pid).is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cold_url = format!("http://{}/v1/user", second.addr);
+    let mut cold = Vec::with_capacity(COLD_USERS);
+    let mut warm_again = Vec::with_capacity(COLD_USERS);
+    for t in &tokens {
+        let st = Instant::now();
+        let r = http.get(&cold_url).header("host", host).bearer_auth(t).send().await?;
+        let _ = r.bytes().await?;
+        cold.push(st.elapsed());
+    }
+    anyhow::ensure!(second.state.core.sessions.resident() >= COLD_USERS, "each cold request activated an actor");
+    for t in &tokens {
+        let st = Instant::now();
+        let r = http.get(&cold_url).header("host", host).bearer_auth(t).send().await?;
+        let _ = r.bytes().await?;
+        warm_again.push(st.elapsed());
+    }
+    cold.sort();
+    warm_again.sort();
+
+    let mut body = String::new();
+    body.push_str("Load tool: wrk 4.1 (`-t1`, keep-alive, 5 s per run), server and wrk unpinned on the same 2 cores.\n");
+    body.push_str(&format!("Each wrk row is the median of {ROUNDS} interleaved runs. reauth runs on PostgreSQL + Redis with a warm SessionActor; the baseline is a bare axum handler returning the same JSON from a DashMap, on the same tokio runtime.\n\n"));
+    body.push_str("| Load | Server | req/s | p50 | p90 | p99 | errors |\n|---|---|---|---|---|---|---|\n");
+    let row = |load: &str, name: &str, r: &WrkResult| {
+        format!("| {load} | {name} | {:.0} | {} | {} | {} | {} |\n", r.rps, ms(r.p50), ms(r.p90), ms(r.p99), r.errors)
+    };
+    body.push_str(&row("peak, 64 connections", "bare DashMap handler", &peak_b));
+    body.push_str(&row("peak, 64 connections", "**reauth /v1/user**", &peak_r));
+    body.push_str(&row(&format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"), "bare DashMap handler", &half_b));
+    body.push_str(&row(&format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"), "**reauth /v1/user**", &half_r));
+    body.push_str(&row("1 connection", "bare DashMap handler", &single_b));
+    body.push_str(&row("1 connection", "**reauth /v1/user**", &single_r));
+    body.push_str(&format!(
+        "\n**Throughput ratio reauth / bare: {:.2}x** (target ≥ 0.8x). p99 at half load: {} (target < 1 ms). p50 on one connection: {} (target < 0.1 ms).\n\n",
+        peak_r.rps / peak_b.rps.max(1.0),
+        ms(half_r.p99),
+        ms(single_r.p50)
+    ));
+    body.push_str(&format!("## Cold lookups (actor not resident, Redis hit), {COLD_USERS} users, one request at a time (reqwest client, so client time is included)\n\n"));
+    body.push_str("| Lookup | p50 | p90 | p99 | max |\n|---|---|---|---|---|\n");
+    for (name, v) in [("cold: activate actor from Redis", &cold), ("same users again, now warm", &warm_again)] {
+        body.push_str(&format!("| {name} | {} | {} | {} | {} |\n", us(pct(v, 50.0)), us(pct(v, 90.0)), us(pct(v, 99.0)), us(pct(v, 100.0))));
+    }
+    body.push_str("\nTarget: cold p99 under 2 ms.\n");
+    write_results("v1_user", "GET /v1/user benchmark", "cargo bench -p reauth-benches --bench v1_user", &body)?;
+    second.shutdown().await;
+    app.shutdown().await;
+    Ok(())
+}
