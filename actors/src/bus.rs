@@ -59,6 +59,11 @@ async fn apply(msg: &BusMessage, sessions: &Sessions, tenants: &Tenants) {
                 sessions.apply_revoke(&r.user_id, &r.hash);
             }
         }
+        "user.state" => {
+            if let Ok(st) = serde_json::from_str::<crate::model::UserState>(&msg.payload) {
+                sessions.apply_user_state(st);
+            }
+        }
         "user.changed" => {
             if let Ok(u) = serde_json::from_str::<UserChanged>(&msg.payload) {
                 sessions.user_changed_locally(&u.user_id);

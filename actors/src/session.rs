@@ -466,16 +466,19 @@ impl Sessions {
         match load_user_state_sql(&self.svc, project_id, user_id).await {
             Ok(st) => {
                 cache_user_state(&self.svc, &st).await;
+                // Other instances get the state itself: no store round trip before it shows.
+                let payload = serde_json::to_value(&st)?;
                 self.apply_user_state(st);
+                self.publish("user.state", payload).await;
+                Ok(())
             }
             Err(e) => {
                 let _ = self.svc.cache.del(&format!("user:{user_id}")).await;
-                return Err(e);
+                self.publish("user.changed", serde_json::json!({ "user_id": user_id }))
+                    .await;
+                Err(e)
             }
         }
-        self.publish("user.changed", serde_json::json!({ "user_id": user_id }))
-            .await;
-        Ok(())
     }
 
     /// Push a new state to this instance's resident actor (no reload needed).

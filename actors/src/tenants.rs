@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use reauth_runtime::metrics::ActorMetrics;
 use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
 
+use crate::billing::{self, BillingError, CheckoutRequest, Outcome};
 use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
 use crate::model::{Project, ProjectRef};
 use crate::services::Svc;
@@ -104,6 +105,17 @@ pub enum ProjectMsg {
         GoogleCallback,
         RpcReplyPort<Result<(String, String), LoginError>>,
     ),
+    StripeWebhook {
+        payload: String,
+        signature: String,
+        reply: RpcReplyPort<Result<Outcome, BillingError>>,
+    },
+    Checkout(CheckoutRequest, RpcReplyPort<Result<String, BillingError>>),
+    Portal {
+        user_id: String,
+        return_url: String,
+        reply: RpcReplyPort<Result<String, BillingError>>,
+    },
 }
 
 pub struct ProjectActor;
@@ -119,6 +131,8 @@ pub struct ProjectArgs {
 pub struct ProjectState {
     args: ProjectArgs,
     project: ProjectRef,
+    /// The project's Stripe handle, rebuilt when its configuration changes.
+    stripe: Option<stripe::Client>,
 }
 
 impl Actor for ProjectActor {
@@ -141,7 +155,12 @@ impl Actor for ProjectActor {
             .directory
             .project(&args.id)
             .ok_or("project vanished while starting")?;
-        Ok(ProjectState { args, project })
+        let stripe = billing::client(&args.svc, &project);
+        Ok(ProjectState {
+            args,
+            project,
+            stripe,
+        })
     }
 
     async fn handle(
@@ -176,6 +195,7 @@ impl Actor for ProjectActor {
                         .directory
                         .publish(*p, state.args.svc.settings.base_domain.as_deref());
                     if let Some(p) = state.args.directory.project(&state.args.id) {
+                        state.stripe = billing::client(&state.args.svc, &p);
                         state.project = p;
                     }
                 }
@@ -205,6 +225,39 @@ impl Actor for ProjectActor {
                 let sessions = state.args.sessions.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(login::google_finish(&svc, &sessions, &project, cb).await);
+                });
+            }
+            ProjectMsg::StripeWebhook {
+                payload,
+                signature,
+                reply,
+            } => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                let sessions = state.args.sessions.clone();
+                tokio::spawn(async move {
+                    let r =
+                        billing::handle_webhook(&svc, &sessions, &project, &payload, &signature)
+                            .await;
+                    let _ = reply.send(r);
+                });
+            }
+            ProjectMsg::Checkout(req, reply) => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                let stripe = state.stripe.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(billing::checkout(&svc, stripe, &project, req).await);
+                });
+            }
+            ProjectMsg::Portal {
+                user_id,
+                return_url,
+                reply,
+            } => {
+                let (svc, project) = (state.args.svc.clone(), state.project.clone());
+                let stripe = state.stripe.clone();
+                tokio::spawn(async move {
+                    let r = billing::portal(&svc, stripe, &project, &user_id, &return_url).await;
+                    let _ = reply.send(r);
                 });
             }
         }
@@ -300,19 +353,74 @@ impl Tenants {
         self.directory.actors.get(id).map(|a| a.value().clone())
     }
 
-    async fn call<T>(
+    async fn call<T, E>(
         &self,
         project_id: &str,
-        f: impl FnOnce(RpcReplyPort<Result<T, LoginError>>) -> ProjectMsg,
-    ) -> Result<T, LoginError>
+        f: impl FnOnce(RpcReplyPort<Result<T, E>>) -> ProjectMsg,
+        unavailable: impl FnOnce() -> E,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
+        E: Send + 'static,
     {
-        let actor = self
-            .actor(project_id)
-            .ok_or(LoginError::ProjectUnavailable)?;
+        let Some(actor) = self.actor(project_id) else {
+            return Err(unavailable());
+        };
         self.metrics.enqueued();
-        ractor::call_t!(actor, f, CALL_TIMEOUT_MS).map_err(|_| LoginError::ProjectUnavailable)?
+        match ractor::call_t!(actor, f, CALL_TIMEOUT_MS) {
+            Ok(r) => r,
+            Err(_) => Err(unavailable()),
+        }
+    }
+
+    /// Hand a Stripe webhook delivery to the project's actor.
+    pub async fn stripe_webhook(
+        &self,
+        project_id: &str,
+        payload: String,
+        signature: String,
+    ) -> Result<Outcome, BillingError> {
+        self.call(
+            project_id,
+            |reply| ProjectMsg::StripeWebhook {
+                payload,
+                signature,
+                reply,
+            },
+            || BillingError::Store(anyhow::anyhow!("project unavailable")),
+        )
+        .await
+    }
+
+    pub async fn checkout(
+        &self,
+        project_id: &str,
+        req: CheckoutRequest,
+    ) -> Result<String, BillingError> {
+        self.call(
+            project_id,
+            |reply| ProjectMsg::Checkout(req, reply),
+            || BillingError::Store(anyhow::anyhow!("project unavailable")),
+        )
+        .await
+    }
+
+    pub async fn portal(
+        &self,
+        project_id: &str,
+        user_id: String,
+        return_url: String,
+    ) -> Result<String, BillingError> {
+        self.call(
+            project_id,
+            |reply| ProjectMsg::Portal {
+                user_id,
+                return_url,
+                reply,
+            },
+            || BillingError::Store(anyhow::anyhow!("project unavailable")),
+        )
+        .await
     }
 
     pub async fn send_magic_link(
@@ -320,8 +428,12 @@ impl Tenants {
         project_id: &str,
         req: MagicLinkRequest,
     ) -> Result<(), LoginError> {
-        self.call(project_id, |reply| ProjectMsg::SendMagicLink(req, reply))
-            .await
+        self.call(
+            project_id,
+            |reply| ProjectMsg::SendMagicLink(req, reply),
+            || LoginError::ProjectUnavailable,
+        )
+        .await
     }
 
     pub async fn google_start(
@@ -331,12 +443,16 @@ impl Tenants {
         browser_hash: String,
         base_url: String,
     ) -> Result<String, LoginError> {
-        self.call(project_id, |reply| ProjectMsg::GoogleStart {
-            redirect_to,
-            browser_hash,
-            base_url,
-            reply,
-        })
+        self.call(
+            project_id,
+            |reply| ProjectMsg::GoogleStart {
+                redirect_to,
+                browser_hash,
+                base_url,
+                reply,
+            },
+            || LoginError::ProjectUnavailable,
+        )
         .await
     }
 
@@ -345,8 +461,12 @@ impl Tenants {
         project_id: &str,
         cb: GoogleCallback,
     ) -> Result<(String, String), LoginError> {
-        self.call(project_id, |reply| ProjectMsg::GoogleFinish(cb, reply))
-            .await
+        self.call(
+            project_id,
+            |reply| ProjectMsg::GoogleFinish(cb, reply),
+            || LoginError::ProjectUnavailable,
+        )
+        .await
     }
 
     /// The supervision view: project actors with their restart counts.

@@ -29,7 +29,12 @@ impl Actor for Toy {
     async fn pre_start(&self, _: ActorRef<Msg>, seed: u64) -> Result<[u64; 8], ActorProcessingErr> {
         Ok([seed; 8])
     }
-    async fn handle(&self, _: ActorRef<Msg>, m: Msg, s: &mut [u64; 8]) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Msg>,
+        m: Msg,
+        s: &mut [u64; 8],
+    ) -> Result<(), ActorProcessingErr> {
         match m {
             Msg::Get(reply) => {
                 s[1] += 1;
@@ -58,7 +63,10 @@ async fn time_calls(reg: Registry<Arc<str>, Msg>, keys: Vec<Arc<str>>) -> Vec<Du
     out
 }
 
-async fn time_map(map: Arc<DashMap<Arc<str>, Arc<[u64; 8]>>>, keys: Vec<Arc<str>>) -> Vec<Duration> {
+async fn time_map(
+    map: Arc<DashMap<Arc<str>, Arc<[u64; 8]>>>,
+    keys: Vec<Arc<str>>,
+) -> Vec<Duration> {
     let mut out = Vec::with_capacity(ITERS);
     for i in 0..ITERS {
         let k = &keys[i % keys.len()];
@@ -123,13 +131,29 @@ async fn run() -> anyhow::Result<()> {
     let spread_map = tokio::spawn(time_map(map.clone(), spread_keys)).await?;
 
     body.push_str("## Registry hot path (lookup + request/reply), from inside a tokio worker\n\n");
-    body.push_str(&format!("{ITERS} sequential operations per row, 2 tokio worker threads, release build.\n\n"));
-    body.push_str("| Operation | p50 | p90 | p99 | p50 vs. bare DashMap |\n|---|---|---|---|---|\n");
+    body.push_str(&format!(
+        "{ITERS} sequential operations per row, 2 tokio worker threads, release build.\n\n"
+    ));
+    body.push_str(
+        "| Operation | p50 | p90 | p99 | p50 vs. bare DashMap |\n|---|---|---|---|---|\n",
+    );
     for (name, rows, base) in [
-        ("bare DashMap lookup, one key (baseline)", &hot_map, &hot_map),
+        (
+            "bare DashMap lookup, one key (baseline)",
+            &hot_map,
+            &hot_map,
+        ),
         ("registry lookup + call, one hot actor", &hot, &hot_map),
-        ("bare DashMap lookup, 100k keys (baseline)", &spread_map, &spread_map),
-        ("registry lookup + call, across 100k resident actors", &spread, &spread_map),
+        (
+            "bare DashMap lookup, 100k keys (baseline)",
+            &spread_map,
+            &spread_map,
+        ),
+        (
+            "registry lookup + call, across 100k resident actors",
+            &spread,
+            &spread_map,
+        ),
     ] {
         body.push_str(&format!(
             "| {name} | {} | {} | {} | {:.1}x |\n",
@@ -143,9 +167,18 @@ async fn run() -> anyhow::Result<()> {
 
     body.push_str("## Memory of idle resident actors\n\n");
     body.push_str("| Measure | Value |\n|---|---|\n");
-    body.push_str(&format!("| actors started through the registry | {N_ACTORS} |\n"));
-    body.push_str(&format!("| time to start them (1,000 concurrent activations at a time) | {:.2} s |\n", spawn_time.as_secs_f64()));
-    body.push_str(&format!("| RSS before / after | {:.1} MiB / {:.1} MiB |\n", before as f64 / 1048576.0, after as f64 / 1048576.0));
+    body.push_str(&format!(
+        "| actors started through the registry | {N_ACTORS} |\n"
+    ));
+    body.push_str(&format!(
+        "| time to start them (1,000 concurrent activations at a time) | {:.2} s |\n",
+        spawn_time.as_secs_f64()
+    ));
+    body.push_str(&format!(
+        "| RSS before / after | {:.1} MiB / {:.1} MiB |\n",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    ));
     body.push_str(&format!("| **per resident idle actor** (incl. 64-byte state, key and registry entry) | **{:.2} KiB** |\n", per_actor / 1024.0));
 
     // ---- passivation: resident count drops to zero, entries are freed
@@ -164,7 +197,9 @@ async fn run() -> anyhow::Result<()> {
         reg2.keys().len(),
         t.elapsed().as_secs_f64()
     ));
-    body.push_str("\nTarget: at most 8 KiB per resident idle actor; passivated keys cost nothing.\n");
+    body.push_str(
+        "\nTarget: at most 8 KiB per resident idle actor; passivated keys cost nothing.\n",
+    );
     reg.shutdown(Duration::from_secs(30)).await;
     write_results(
         "runtime",

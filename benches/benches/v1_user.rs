@@ -17,7 +17,7 @@ use axum::routing::get;
 use dashmap::DashMap;
 use reauth_actors::model::UserView;
 use reauth_actors::store;
-use reauth_benches::{WrkResult, ms, pct, script, us, wrk, write_results};
+use reauth_benches::{WrkResult, ms, pct, script, us, write_results, wrk};
 use reauth_http::Mode;
 use reauth_runtime::config::Secret;
 use reauth_runtime::crypto::MasterKey;
@@ -74,15 +74,30 @@ async fn run() -> anyhow::Result<()> {
     s.session_idle_secs = 3600;
     let app = reauth_http::start(s.clone(), Mode::Serve).await?;
     let core = app.state.core.clone();
-    let pid = store::create_project(&core.svc.db, "bench", "Bench", &[], &["https://app.bench.local".into()], now_ms()).await?;
+    let pid = store::create_project(
+        &core.svc.db,
+        "bench",
+        "Bench",
+        &[],
+        &["https://app.bench.local".into()],
+        now_ms(),
+    )
+    .await?;
     core.project_changed(&pid).await?;
     while core.directory.project(&pid).is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let project = core.directory.project(&pid).ok_or_else(|| anyhow::anyhow!("project"))?;
+    let project = core
+        .directory
+        .project(&pid)
+        .ok_or_else(|| anyhow::anyhow!("project"))?;
     let host = "bench.bench.local";
-    let user = store::upsert_user_by_email(&core.svc.db, &pid, "bench@example.com", now_ms()).await?;
-    let (token, _) = core.sessions.create(&project, &user.id, None, None, now_ms()).await?;
+    let user =
+        store::upsert_user_by_email(&core.svc.db, &pid, "bench@example.com", now_ms()).await?;
+    let (token, _) = core
+        .sessions
+        .create(&project, &user.id, None, None, now_ms())
+        .await?;
     let view = core
         .sessions
         .lookup(&pid, &token, now_ms())
@@ -106,10 +121,21 @@ async fn run() -> anyhow::Result<()> {
 
     // Sanity: both answer 200 with the same body.
     let http = reqwest::Client::new();
-    let a = http.get(&reauth_url).header("host", host).header("authorization", &auth).send().await?;
+    let a = http
+        .get(&reauth_url)
+        .header("host", host)
+        .header("authorization", &auth)
+        .send()
+        .await?;
     anyhow::ensure!(a.status() == 200, "reauth /v1/user: {}", a.status());
     let a = a.text().await?;
-    let b = http.get(&bare_url).header("authorization", &auth).send().await?.text().await?;
+    let b = http
+        .get(&bare_url)
+        .header("authorization", &auth)
+        .send()
+        .await?
+        .text()
+        .await?;
     anyhow::ensure!(a == b, "bodies differ:\n{a}\n{b}");
 
     // wrk runs block; run them off the async workers.
@@ -139,14 +165,28 @@ async fn run() -> anyhow::Result<()> {
         single_b.push(run_wrk(bare_url.clone(), 1, None).await??);
         single_r.push(run_wrk(reauth_url.clone(), 1, None).await??);
     }
-    let (half_r, half_b, single_r, single_b) = (median(half_r), median(half_b), median(single_r), median(single_b));
+    let (half_r, half_b, single_r, single_b) = (
+        median(half_r),
+        median(half_b),
+        median(single_r),
+        median(single_b),
+    );
 
     // Cold lookups: COLD_USERS sessions whose state is in Redis, asked of a second instance on
     // which no session actor is resident. Each request activates an actor.
     let mut tokens = Vec::new();
     for i in 0..COLD_USERS {
-        let u = store::upsert_user_by_email(&core.svc.db, &pid, &format!("cold{i}@example.com"), now_ms()).await?;
-        let (t, _) = core.sessions.create(&project, &u.id, None, None, now_ms()).await?;
+        let u = store::upsert_user_by_email(
+            &core.svc.db,
+            &pid,
+            &format!("cold{i}@example.com"),
+            now_ms(),
+        )
+        .await?;
+        let (t, _) = core
+            .sessions
+            .create(&project, &u.id, None, None, now_ms())
+            .await?;
         core.sessions.lookup(&pid, &t, now_ms()).await?; // caches the user's state in Redis
         tokens.push(t);
     }
@@ -159,14 +199,27 @@ async fn run() -> anyhow::Result<()> {
     let mut warm_again = Vec::with_capacity(COLD_USERS);
     for t in &tokens {
         let st = Instant::now();
-        let r = http.get(&cold_url).header("host", host).bearer_auth(t).send().await?;
+        let r = http
+            .get(&cold_url)
+            .header("host", host)
+            .bearer_auth(t)
+            .send()
+            .await?;
         let _ = r.bytes().await?;
         cold.push(st.elapsed());
     }
-    anyhow::ensure!(second.state.core.sessions.resident() >= COLD_USERS, "each cold request activated an actor");
+    anyhow::ensure!(
+        second.state.core.sessions.resident() >= COLD_USERS,
+        "each cold request activated an actor"
+    );
     for t in &tokens {
         let st = Instant::now();
-        let r = http.get(&cold_url).header("host", host).bearer_auth(t).send().await?;
+        let r = http
+            .get(&cold_url)
+            .header("host", host)
+            .bearer_auth(t)
+            .send()
+            .await?;
         let _ = r.bytes().await?;
         warm_again.push(st.elapsed());
     }
@@ -176,14 +229,35 @@ async fn run() -> anyhow::Result<()> {
     let mut body = String::new();
     body.push_str("Load tool: wrk 4.1 (`-t1`, keep-alive, 5 s per run), server and wrk unpinned on the same 2 cores.\n");
     body.push_str(&format!("Each wrk row is the median of {ROUNDS} interleaved runs. reauth runs on PostgreSQL + Redis with a warm SessionActor; the baseline is a bare axum handler returning the same JSON from a DashMap, on the same tokio runtime.\n\n"));
-    body.push_str("| Load | Server | req/s | p50 | p90 | p99 | errors |\n|---|---|---|---|---|---|---|\n");
+    body.push_str(
+        "| Load | Server | req/s | p50 | p90 | p99 | errors |\n|---|---|---|---|---|---|---|\n",
+    );
     let row = |load: &str, name: &str, r: &WrkResult| {
-        format!("| {load} | {name} | {:.0} | {} | {} | {} | {} |\n", r.rps, ms(r.p50), ms(r.p90), ms(r.p99), r.errors)
+        format!(
+            "| {load} | {name} | {:.0} | {} | {} | {} | {} |\n",
+            r.rps,
+            ms(r.p50),
+            ms(r.p90),
+            ms(r.p99),
+            r.errors
+        )
     };
-    body.push_str(&row("peak, 64 connections", "bare DashMap handler", &peak_b));
+    body.push_str(&row(
+        "peak, 64 connections",
+        "bare DashMap handler",
+        &peak_b,
+    ));
     body.push_str(&row("peak, 64 connections", "**reauth /v1/user**", &peak_r));
-    body.push_str(&row(&format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"), "bare DashMap handler", &half_b));
-    body.push_str(&row(&format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"), "**reauth /v1/user**", &half_r));
+    body.push_str(&row(
+        &format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"),
+        "bare DashMap handler",
+        &half_b,
+    ));
+    body.push_str(&row(
+        &format!("~half of reauth's peak ({conns} conns, {delay} ms pause)"),
+        "**reauth /v1/user**",
+        &half_r,
+    ));
     body.push_str(&row("1 connection", "bare DashMap handler", &single_b));
     body.push_str(&row("1 connection", "**reauth /v1/user**", &single_r));
     body.push_str(&format!(
@@ -194,11 +268,25 @@ async fn run() -> anyhow::Result<()> {
     ));
     body.push_str(&format!("## Cold lookups (actor not resident, Redis hit), {COLD_USERS} users, one request at a time (reqwest client, so client time is included)\n\n"));
     body.push_str("| Lookup | p50 | p90 | p99 | max |\n|---|---|---|---|---|\n");
-    for (name, v) in [("cold: activate actor from Redis", &cold), ("same users again, now warm", &warm_again)] {
-        body.push_str(&format!("| {name} | {} | {} | {} | {} |\n", us(pct(v, 50.0)), us(pct(v, 90.0)), us(pct(v, 99.0)), us(pct(v, 100.0))));
+    for (name, v) in [
+        ("cold: activate actor from Redis", &cold),
+        ("same users again, now warm", &warm_again),
+    ] {
+        body.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            us(pct(v, 50.0)),
+            us(pct(v, 90.0)),
+            us(pct(v, 99.0)),
+            us(pct(v, 100.0))
+        ));
     }
     body.push_str("\nTarget: cold p99 under 2 ms.\n");
-    write_results("v1_user", "GET /v1/user benchmark", "cargo bench -p reauth-benches --bench v1_user", &body)?;
+    write_results(
+        "v1_user",
+        "GET /v1/user benchmark",
+        "cargo bench -p reauth-benches --bench v1_user",
+        &body,
+    )?;
     second.shutdown().await;
     app.shutdown().await;
     Ok(())

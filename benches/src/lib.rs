@@ -50,12 +50,21 @@ pub fn machine() -> String {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
 /// Write `body` to `benches/results/<name>.md` with a header naming the machine and command.
-pub fn write_results(name: &str, title: &str, command: &str, body: &str) -> anyhow::Result<PathBuf> {
+pub fn write_results(
+    name: &str,
+    title: &str,
+    command: &str,
+    body: &str,
+) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{name}.md"));
@@ -94,7 +103,14 @@ pub fn wrk(url: &str, conns: u32, secs: u32, script: &str) -> anyhow::Result<Wrk
     let path = std::env::temp_dir().join(format!("reauth-wrk-{}.lua", std::process::id()));
     std::fs::write(&path, format!("{script}\n{DONE_LUA}"))?;
     let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--timeout", "5s", "-s"])
+        .args([
+            "-t1",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--timeout",
+            "5s",
+            "-s",
+        ])
         .arg(&path)
         .arg(url)
         .output()

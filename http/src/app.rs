@@ -147,11 +147,13 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(routes::hosted::router())
         .merge(routes::sdk::router())
+        .merge(routes::billing::router())
         .merge(routes::ops::router());
     if state.mode == Mode::Dev {
         app = app.merge(routes::dev::router());
     }
     app.fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), routes::sdk::cors))
         .layer(middleware::from_fn(http_metrics))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -1,5 +1,6 @@
 //! Routes by resource: hosted pages, SDK endpoints, operator endpoints, dev extras.
 
+pub mod billing;
 pub mod dev;
 pub mod hosted;
 pub mod ops;
@@ -29,4 +30,9 @@ pub async fn not_found(State(st): State<AppState>, uri: Uri) -> Response {
         "There is nothing at this address.",
         Some(("/login", "Go to sign in")),
     )
+}
+
+/// 405 with the JSON error shape (axum's default has an empty body).
+pub async fn method_not_allowed() -> Response {
+    ApiError::new(Code::MethodNotAllowed, "this method is not allowed here").into_response()
 }

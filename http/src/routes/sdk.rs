@@ -27,29 +27,35 @@ fn project(st: &AppState, headers: &HeaderMap) -> Result<ProjectRef, ApiError> {
         .ok_or_else(|| ApiError::new(Code::ProjectNotFound, "no project is served on this host"))
 }
 
-async fn resolve(st: &AppState, headers: &HeaderMap) -> Result<Arc<UserView>, ApiError> {
+/// The project of the host and the signed-in user's view, or a 401/404 error.
+pub async fn resolve(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<(ProjectRef, Arc<UserView>), ApiError> {
     let p = project(st, headers)?;
     let token = extract::token(headers).ok_or_else(ApiError::unauthenticated)?;
-    st.core
+    let view = st
+        .core
         .sessions
         .lookup(&p.id, token, now_ms())
         .await
         .map_err(ApiError::unavailable)?
-        .ok_or_else(ApiError::unauthenticated)
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok((p, view))
 }
 
 async fn user(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Arc<UserView>>, ApiError> {
-    resolve(&st, &headers).await.map(Json)
+    resolve(&st, &headers).await.map(|(_, v)| Json(v))
 }
 
 async fn session(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let v = resolve(&st, &headers).await?;
+    let (_, v) = resolve(&st, &headers).await?;
     Ok(Json(serde_json::json!({
         "id": v.session.id,
         "user_id": v.user_id,

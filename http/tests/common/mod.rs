@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod stripe;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,6 +71,7 @@ pub struct Deployment {
     pub master_key: String,
     pub resend: FakeResend,
     pub google: FakeGoogle,
+    pub stripe: stripe::FakeStripe,
     pub data_dir: std::path::PathBuf,
 }
 
@@ -86,6 +89,7 @@ impl Deployment {
             master_key,
             resend: FakeResend::start().await,
             google: FakeGoogle::start().await,
+            stripe: stripe::FakeStripe::start().await,
             data_dir: std::env::temp_dir().join(unique("reauth-data-")),
         }
     }
@@ -109,6 +113,7 @@ impl Deployment {
         s.google_auth_url = format!("{}/authorize", self.google.url);
         s.google_token_url = format!("{}/token", self.google.url);
         s.google_userinfo_url = format!("{}/userinfo", self.google.url);
+        s.stripe_api_url = self.stripe.url.clone();
         s.log_level = "warn".into();
         s
     }
@@ -165,6 +170,53 @@ impl Deployment {
         app.wait_for_project(&p).await;
         p
     }
+}
+
+impl Deployment {
+    /// A project with Stripe keys and a plan mapping: `price_basic` -> basic [export],
+    /// `price_pro` -> pro [export, api].
+    pub async fn billing_project(&self, app: &TestApp) -> TestProject {
+        let p = self.project(app, false).await;
+        let core = &app.handle.state.core;
+        let patch = store::ProjectPatch {
+            stripe_secret_key: Some(Some(reauth_runtime::config::Secret::new(format!(
+                "sk_test_{}",
+                p.slug
+            )))),
+            stripe_webhook_secret: Some(Some(reauth_runtime::config::Secret::new(webhook_secret(
+                &p,
+            )))),
+            plans: Some(vec![
+                reauth_actors::model::PlanMapping {
+                    price_id: "price_basic".into(),
+                    plan: "basic".into(),
+                    features: vec!["export".into()],
+                },
+                reauth_actors::model::PlanMapping {
+                    price_id: "price_pro".into(),
+                    plan: "pro".into(),
+                    features: vec!["export".into(), "api".into()],
+                },
+            ]),
+            ..Default::default()
+        };
+        store::update_project(&core.svc.db, &core.svc.master_key, &p.id, &patch, now_ms())
+            .await
+            .expect("billing config");
+        core.project_changed(&p.id).await.expect("reload");
+        let dir = core.directory.clone();
+        let id = p.id.clone();
+        eventually("billing config loaded", Duration::from_secs(10), || {
+            dir.project(&id)
+                .is_some_and(|x| x.stripe_webhook_secret.is_some() && !x.plans.is_empty())
+        })
+        .await;
+        p
+    }
+}
+
+pub fn webhook_secret(p: &TestProject) -> String {
+    format!("whsec_{}", p.slug)
 }
 
 #[derive(Clone, Debug)]
@@ -309,6 +361,43 @@ impl TestApp {
             form.push(("redirect_to", r));
         }
         self.post_form(&p.host, "/login/email", &form, &[]).await
+    }
+
+    /// POST a Stripe webhook, signed with `secret` at time `t`.
+    pub async fn webhook(&self, project_id: &str, payload: &str, secret: &str, t: i64) -> Resp {
+        let rb = self
+            .http
+            .post(self.url(&format!("/webhooks/stripe/{project_id}")))
+            .header("content-type", "application/json")
+            .header("stripe-signature", stripe::sign(payload, secret, t))
+            .body(payload.to_string());
+        self.send(rb).await
+    }
+
+    pub async fn send_raw_webhook(
+        &self,
+        project_id: &str,
+        payload: &str,
+        signature: Option<&str>,
+    ) -> Resp {
+        let mut rb = self
+            .http
+            .post(self.url(&format!("/webhooks/stripe/{project_id}")))
+            .body(payload.to_string());
+        if let Some(s) = signature {
+            rb = rb.header("stripe-signature", s);
+        }
+        self.send(rb).await
+    }
+
+    pub async fn post_json(&self, host: &str, path: &str, token: &str, body: Value) -> Resp {
+        let rb = self
+            .http
+            .post(self.url(path))
+            .header("host", host)
+            .bearer_auth(token)
+            .json(&body);
+        self.send(rb).await
     }
 
     pub async fn shutdown(self) {
