@@ -2,6 +2,8 @@
 //! Portal sessions; form-encoded, bearer secret key) and webhook payloads signed exactly as
 //! Stripe documents: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 
+#![allow(clippy::result_large_err)]
+
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
