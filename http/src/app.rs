@@ -4,14 +4,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use reauth_actors::Core;
 use reauth_actors::services::Services;
@@ -19,12 +18,7 @@ use reauth_runtime::crypto::MasterKey;
 use reauth_runtime::{Db, Settings, cache, now_ms};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::pages::Pages;
@@ -38,13 +32,24 @@ pub enum Mode {
     Dev,
 }
 
+/// Shared by every request. One `Arc`: axum clones the state for each extractor and layer, and
+/// cloning a struct of many `Arc`s per request showed up as the top cost in a profile.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
     pub core: Core,
-    pub pages: Arc<Pages>,
-    pub settings: Arc<Settings>,
+    pub pages: Pages,
+    pub settings: Settings,
     pub metrics: PrometheusHandle,
     pub mode: Mode,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once; later calls share it).
@@ -121,28 +126,16 @@ pub async fn build(settings: Settings, mode: Mode) -> anyhow::Result<AppState> {
     .await?;
     let services = Services::new(db, cache, settings.clone(), key, mode == Mode::Dev)?;
     let core = Core::start(services).await?;
-    Ok(AppState {
+    Ok(AppState(Arc::new(AppInner {
         core,
-        pages: Arc::new(Pages::new()?),
-        settings: Arc::new(settings),
+        pages: Pages::new()?,
+        settings,
         metrics,
         mode,
-    })
-}
-
-#[derive(Clone, Default)]
-struct ReqId;
-
-impl MakeRequestId for ReqId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&reauth_runtime::ids::new_id("req"))
-            .ok()
-            .map(RequestId::new)
-    }
+    })))
 }
 
 pub fn router(state: AppState) -> Router {
-    let x_request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let mut app = Router::new()
         .merge(routes::hosted::router())
@@ -154,58 +147,21 @@ pub fn router(state: AppState) -> Router {
     }
     app.fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), routes::sdk::cors))
-        .layer(middleware::from_fn(http_metrics))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https://accounts.google.com; frame-ancestors 'none'; base-uri 'none'",
-            ),
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::edge,
         ))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::internal("handler panicked").into_response()
-        }))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http())
-        .layer(SetRequestIdLayer::new(x_request_id, ReqId))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::internal("handler panicked").into_response()
+            },
+        ))
         .with_state(state)
-}
-
-/// `reauth_http_requests_total{route,method,status}` and
-/// `reauth_http_request_duration_seconds{route}`, by matched route (not raw path: bounded labels).
-async fn http_metrics(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_string();
-    let method = req.method().as_str().to_string();
-    let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("reauth_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("reauth_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    res
 }
 
 /// Dev mode: the demo project on `localhost`/`127.0.0.1`, redirecting to this server by default.

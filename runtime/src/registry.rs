@@ -92,17 +92,19 @@ where
         evt: SupervisionEvent,
         inner: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorFailed(cell, err) if inner.remove_actor(cell.get_id()) => {
-                inner.metrics.failures.increment(1);
-                tracing::warn!(kind = inner.metrics.kind, error = %err, "actor failed; it restarts on next use");
-            }
-            SupervisionEvent::ActorTerminated(cell, _, reason)
-                if inner.remove_actor(cell.get_id()) && reason.as_deref() == Some(IDLE) =>
-            {
-                inner.metrics.passivations.increment(1);
-            }
-            _ => {}
+        let (cell, failure, reason) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err), None),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, None, reason),
+            _ => return Ok(()),
+        };
+        if !inner.remove_actor(cell.get_id()) {
+            return Ok(());
+        }
+        if let Some(err) = failure {
+            inner.metrics.failures.increment(1);
+            tracing::warn!(kind = inner.metrics.kind, error = %err, "actor failed; it restarts on next use");
+        } else if reason.as_deref() == Some(IDLE) {
+            inner.metrics.passivations.increment(1);
         }
         Ok(())
     }

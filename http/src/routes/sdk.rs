@@ -1,10 +1,8 @@
 //! SDK endpoints: who is this user (and what plan), the session, logout. Authenticated by the
 //! session cookie or `Authorization: Bearer`. CORS only for the project's allowed origins.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reauth_actors::model::{ProjectRef, UserView};
@@ -73,57 +71,4 @@ async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Status
         .await
         .map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// CORS for `/v1/*`: only origins on the project's allow-list, with credentials.
-pub async fn cors(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/v1/") {
-        return next.run(req).await;
-    }
-    let allowed = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .and_then(|origin| {
-            let p = extract::project(&st, req.headers())?;
-            p.allowed_origins
-                .iter()
-                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-                .then(|| HeaderValue::from_str(origin).ok())
-                .flatten()
-        });
-    let preflight = req.method() == Method::OPTIONS;
-    let mut res = if preflight {
-        if allowed.is_some() {
-            StatusCode::NO_CONTENT.into_response()
-        } else {
-            ApiError::new(Code::Forbidden, "origin not allowed").into_response()
-        }
-    } else {
-        next.run(req).await
-    };
-    let h = res.headers_mut();
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = allowed {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        if preflight {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, content-type"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-        }
-    }
-    res
 }

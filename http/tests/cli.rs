@@ -1,0 +1,292 @@
+//! The `reauth` binary itself: `dev` on a fresh data dir serves health and actor metrics and
+//! shuts down on SIGTERM; `project` commands manage projects with `--json` output, seal secrets
+//! and are picked up by a running instance; `serve` refuses to start without a master key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_reauth")
+}
+
+fn data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("reauth-cli-{}", reauth_runtime::ids::new_id("t")))
+}
+
+fn reauth(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .env_remove("REAUTH_MASTER_KEY")
+        .output()
+        .expect("run reauth")
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json output")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Dev(Child);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+async fn wait_ok(url: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{url} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn dev_serves_health_and_actor_metrics_picks_up_cli_changes_and_stops_on_sigterm() {
+    let dir = data_dir();
+    let port = free_port();
+    let child = Command::new(bin())
+        .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .env_remove("REAUTH_MASTER_KEY")
+        .env("REAUTH_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dev");
+    let mut dev = Dev(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ok(&format!("{base}/healthz")).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [
+        "reauth_actors_alive{kind=\"project\"} 1",
+        "reauth_actor_restarts_total",
+        "reauth_http_requests_total",
+    ] {
+        assert!(metrics.contains(m), "metrics lack {m}:\n{metrics}");
+    }
+    assert!(
+        dir.join("master.key").exists(),
+        "dev generated and kept a master key"
+    );
+    let login = reqwest::get(format!("{base}/login"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("Sign in to Demo"));
+
+    // A CLI change against the same embedded store shows up in the running server.
+    let out = reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "demo",
+            "--name",
+            "Renamed Demo",
+            "--json",
+        ],
+    );
+    assert_eq!(json(&out)["name"], "Renamed Demo");
+    let start = Instant::now();
+    loop {
+        let page = reqwest::get(format!("{base}/login"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains("Sign in to Renamed Demo") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "running server never saw the change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let pid = dev.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = dev.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn project_commands_manage_projects_and_never_print_secrets() {
+    let dir = data_dir();
+    let out = reauth(
+        &dir,
+        &[
+            "project",
+            "create",
+            "shop",
+            "--name",
+            "Shop",
+            "--allowed-origin",
+            "https://shop.example.com",
+            "--json",
+        ],
+    );
+    let p = json(&out);
+    assert!(p["id"].as_str().unwrap().starts_with("prj_"));
+    assert_eq!(p["slug"], "shop");
+    assert_eq!(
+        p["allowed_origins"],
+        serde_json::json!(["https://shop.example.com"])
+    );
+
+    let out = reauth(&dir, &["project", "create", "shop", "--json"]);
+    assert!(!out.status.success(), "duplicate slug refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = reauth(&dir, &["project", "create", "Bad Slug!"]);
+    assert!(!out.status.success());
+
+    let out = reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "shop",
+            "--resend-api-key",
+            "re_supersecret",
+            "--google-client-id",
+            "gid",
+            "--google-client-secret",
+            "gsecret_value",
+            "--stripe-secret-key",
+            "sk_test_secret",
+            "--stripe-webhook-secret",
+            "whsec_secret",
+            "--plan",
+            "price_1=pro:export,api",
+            "--plan",
+            "price_2=basic",
+            "--accent-color",
+            "#0f766e",
+            "--session-ttl",
+            "86400",
+            "--magic-link-ttl",
+            "600",
+            "--allowed-origin",
+            "https://a.example.com",
+            "--allowed-origin",
+            "https://b.example.com",
+            "--json",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for secret in [
+        "re_supersecret",
+        "gsecret_value",
+        "sk_test_secret",
+        "whsec_secret",
+    ] {
+        assert!(!text.contains(secret), "secret {secret} printed");
+    }
+    let p = json(&out);
+    assert_eq!(p["resend_api_key_set"], true);
+    assert_eq!(p["stripe_webhook_secret_set"], true);
+    assert_eq!(p["session_ttl_secs"], 86400);
+    assert_eq!(p["magic_link_ttl_secs"], 600);
+    assert_eq!(p["allowed_origins"][0], "https://a.example.com");
+    assert_eq!(
+        p["plans"][0],
+        serde_json::json!({"price_id": "price_1", "plan": "pro", "features": ["export", "api"]})
+    );
+    assert_eq!(p["plans"][1]["features"], serde_json::json!([]));
+
+    // Secrets are sealed at rest: the raw database file does not contain them.
+    let raw = std::fs::read(dir.join("reauth.db")).unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(!raw.contains("re_supersecret") && !raw.contains("sk_test_secret"));
+
+    for bad in [
+        vec!["--accent-color", "red;}"],
+        vec!["--allowed-origin", "https://x.example.com/path"],
+        vec!["--plan", "nonsense"],
+        vec!["--session-ttl", "5"],
+        vec!["--logo-url", "javascript:alert(1)"],
+    ] {
+        let mut args = vec!["project", "update", "shop"];
+        args.extend(bad.iter().copied());
+        let out = reauth(&dir, &args);
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+
+    let list = json(&reauth(&dir, &["project", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let shown = json(&reauth(&dir, &["project", "show", "shop", "--json"]));
+    assert_eq!(shown["id"], p["id"]);
+    let out = reauth(&dir, &["project", "show", "nope", "--json"]);
+    assert!(!out.status.success());
+    assert!(reauth(&dir, &["migrate"]).status.success());
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_master_key() {
+    let dir = data_dir();
+    let out = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("REAUTH_MASTER_KEY")
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REAUTH_MASTER_KEY is required"));
+}
