@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use reauth_runtime::now_ms;
 use serde_json::Value;
-use sqlx::Row;
 use stripe_webhook::{Webhook, WebhookError};
 
 use crate::model::{Project, grants_plan};
@@ -215,38 +214,11 @@ pub async fn handle_webhook(
     let now = now_ms();
 
     let mut tx = svc.db.pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO stripe_events (project_id, event_id, event_type, created, status, payload, received_at)
-         VALUES ($1, $2, $3, $4, 'processing', $5, $6) ON CONFLICT (project_id, event_id) DO NOTHING",
-    )
-    .bind(&project.id)
-    .bind(event_id)
-    .bind(kind)
-    .bind(created_ms)
-    .bind(payload)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let status: String = sqlx::query_scalar(
-            "SELECT status FROM stripe_events WHERE project_id = $1 AND event_id = $2",
-        )
-        .bind(&project.id)
-        .bind(event_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if status != "error" {
-            return Ok(Outcome::Duplicate);
-        }
-        // A stored unreadable event delivered again: try it again.
-    }
-
     let applied = match kind {
-        "checkout.session.completed" => apply_checkout(&mut tx, project, object).await?,
+        "checkout.session.completed" => Some(apply_checkout(&mut tx, project, object).await?),
         "customer.subscription.created"
         | "customer.subscription.updated"
-        | "customer.subscription.deleted" => match read_subscription(object) {
+        | "customer.subscription.deleted" => Some(match read_subscription(object) {
             Some(mut s) => {
                 if kind == "customer.subscription.deleted" {
                     s.status = "canceled".into();
@@ -254,8 +226,8 @@ pub async fn handle_webhook(
                 Ok(apply_subscription(&mut tx, project, &s, created_ms, now).await?)
             }
             None => Err("subscription object lacks id, customer or status"),
-        },
-        "invoice.paid" | "invoice.payment_failed" => match read_invoice(object) {
+        }),
+        "invoice.paid" | "invoice.payment_failed" => Some(match read_invoice(object) {
             Some(inv) => {
                 let status = if kind == "invoice.paid" {
                     "active"
@@ -265,32 +237,43 @@ pub async fn handle_webhook(
                 Ok(apply_invoice(&mut tx, project, &inv, status, created_ms, now).await?)
             }
             None => Err("invoice object lacks subscription or customer"),
-        },
-        _ => {
-            sqlx::query("UPDATE stripe_events SET status = 'ignored' WHERE project_id = $1 AND event_id = $2")
-                .bind(&project.id)
-                .bind(event_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            metrics::counter!("reauth_stripe_events_total", "outcome" => "ignored").increment(1);
-            return Ok(Outcome::Ignored);
-        }
+        }),
+        _ => None,
     };
     let (status, error, users) = match applied {
-        Ok(users) => ("applied", None, users),
-        Err(reason) => ("error", Some(reason), Vec::new()),
+        None => ("ignored", None, Vec::new()),
+        Some(Ok(users)) => ("applied", None, users),
+        Some(Err(reason)) => ("error", Some(reason), Vec::new()),
     };
-    sqlx::query(
-        "UPDATE stripe_events SET status = $1, error = $2 WHERE project_id = $3 AND event_id = $4",
+    // Record the event. One already recorded (unless it is stored in error) makes this delivery
+    // a replay: roll back whatever it did and acknowledge it. Concurrent deliveries of one
+    // event serialize on the ledger's primary key, so exactly one commits.
+    let recorded = sqlx::query(
+        "INSERT INTO stripe_events (project_id, event_id, event_type, created, status, error, payload, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (project_id, event_id) DO UPDATE SET status = excluded.status, error = excluded.error, received_at = excluded.received_at
+         WHERE stripe_events.status = 'error'",
     )
-    .bind(status)
-    .bind(error)
     .bind(&project.id)
     .bind(event_id)
+    .bind(kind)
+    .bind(created_ms)
+    .bind(status)
+    .bind(error)
+    .bind(payload)
+    .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        tx.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
     tx.commit().await?;
+    if status == "ignored" {
+        metrics::counter!("reauth_stripe_events_total", "outcome" => "ignored").increment(1);
+        return Ok(Outcome::Ignored);
+    }
 
     if let Some(reason) = error {
         metrics::counter!("reauth_stripe_events_total", "outcome" => "unreadable").increment(1);
@@ -351,34 +334,6 @@ async fn apply_checkout(
     Ok(Ok(vec![user_id.to_string()]))
 }
 
-/// The user a subscription belongs to: the metadata hint (set by our Checkout) when it is a
-/// user of this project, else the user linked to the customer.
-async fn owner(
-    tx: &mut Tx<'_>,
-    project: &Project,
-    customer: &str,
-    hint: Option<&str>,
-) -> Result<Option<String>, BillingError> {
-    if let Some(h) = hint {
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT id FROM end_users WHERE id = $1 AND project_id = $2")
-                .bind(h)
-                .bind(&project.id)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM end_users WHERE project_id = $1 AND stripe_customer_id = $2",
-    )
-    .bind(&project.id)
-    .bind(customer)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
 /// Upsert a subscription unless the stored state is newer (out-of-order safety): an event only
 /// wins over one created earlier; at the same second a cancellation wins.
 async fn apply_subscription(
@@ -388,10 +343,14 @@ async fn apply_subscription(
     event_created: i64,
     now: i64,
 ) -> Result<Vec<String>, BillingError> {
-    let user = owner(tx, project, &s.customer, s.user_hint.as_deref()).await?;
-    sqlx::query(
+    // The owner: the metadata hint (set by our Checkout) when it is a user of this project,
+    // else the user linked to the customer. RETURNING yields a row only when the row changed.
+    let changed: Option<Option<String>> = sqlx::query_scalar(
         "INSERT INTO subscriptions (id, project_id, user_id, customer_id, price_id, status, current_period_end, cancel_at_period_end, source_created, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         VALUES ($1, $2,
+            COALESCE((SELECT id FROM end_users WHERE id = $3 AND project_id = $2),
+                     (SELECT id FROM end_users WHERE project_id = $2 AND stripe_customer_id = $4)),
+            $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET
             user_id = COALESCE(excluded.user_id, subscriptions.user_id),
             price_id = COALESCE(excluded.price_id, subscriptions.price_id),
@@ -402,11 +361,12 @@ async fn apply_subscription(
             updated_at = excluded.updated_at
          WHERE subscriptions.project_id = excluded.project_id
            AND (subscriptions.source_created < excluded.source_created
-                OR (subscriptions.source_created = excluded.source_created AND excluded.status = 'canceled'))",
+                OR (subscriptions.source_created = excluded.source_created AND excluded.status = 'canceled'))
+         RETURNING user_id",
     )
     .bind(&s.id)
     .bind(&project.id)
-    .bind(&user)
+    .bind(&s.user_hint)
     .bind(&s.customer)
     .bind(&s.price)
     .bind(&s.status)
@@ -414,9 +374,9 @@ async fn apply_subscription(
     .bind(i64::from(s.cancel_at_period_end))
     .bind(event_created)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    subscription_user(tx, project, &s.id).await
+    Ok(changed.flatten().into_iter().collect())
 }
 
 /// An invoice moves the subscription's status (paid -> active, failed -> past_due) and period,
@@ -429,10 +389,10 @@ async fn apply_invoice(
     event_created: i64,
     now: i64,
 ) -> Result<Vec<String>, BillingError> {
-    let user = owner(tx, project, &inv.customer, None).await?;
-    sqlx::query(
+    let changed: Option<Option<String>> = sqlx::query_scalar(
         "INSERT INTO subscriptions (id, project_id, user_id, customer_id, price_id, status, current_period_end, cancel_at_period_end, source_created, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)
+         VALUES ($1, $2, (SELECT id FROM end_users WHERE project_id = $2 AND stripe_customer_id = $3),
+                 $3, $4, $5, $6, 0, $7, $8)
          ON CONFLICT (id) DO UPDATE SET
             user_id = COALESCE(excluded.user_id, subscriptions.user_id),
             price_id = COALESCE(excluded.price_id, subscriptions.price_id),
@@ -441,36 +401,20 @@ async fn apply_invoice(
             source_created = excluded.source_created,
             updated_at = excluded.updated_at
          WHERE subscriptions.project_id = excluded.project_id
-           AND subscriptions.source_created <= excluded.source_created",
+           AND subscriptions.source_created <= excluded.source_created
+         RETURNING user_id",
     )
     .bind(&inv.subscription)
     .bind(&project.id)
-    .bind(&user)
     .bind(&inv.customer)
     .bind(&inv.price)
     .bind(status)
     .bind(inv.period_end)
     .bind(event_created)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    subscription_user(tx, project, &inv.subscription).await
-}
-
-async fn subscription_user(
-    tx: &mut Tx<'_>,
-    project: &Project,
-    id: &str,
-) -> Result<Vec<String>, BillingError> {
-    let row = sqlx::query("SELECT user_id FROM subscriptions WHERE id = $1 AND project_id = $2")
-        .bind(id)
-        .bind(&project.id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(row
-        .and_then(|r| r.try_get::<Option<String>, _>("user_id").ok().flatten())
-        .into_iter()
-        .collect())
+    Ok(changed.flatten().into_iter().collect())
 }
 
 // ---- Checkout and Billing Portal ----

@@ -48,14 +48,15 @@ fn median(mut v: Vec<WrkResult>) -> WrkResult {
 }
 
 fn main() -> anyhow::Result<()> {
+    let pinned = reauth_benches::pin_to_core0();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(if pinned { 1 } else { 2 })
         .enable_all()
         .build()?;
-    rt.block_on(run())
+    rt.block_on(run(pinned))
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(pinned: bool) -> anyhow::Result<()> {
     // reauth in its production configuration, on a fresh database and Redis prefix.
     let pg = reauth_runtime::db::testing::fresh_postgres().await?;
     let (_, key) = MasterKey::generate();
@@ -151,10 +152,10 @@ async fn run() -> anyhow::Result<()> {
     }
     let (peak_r, peak_b) = (median(peak_r), median(peak_b));
 
-    // Half of reauth's peak: 100 connections, each pausing so the total is ~peak/2.
-    let conns = 100u32;
-    let per_conn = (peak_r.rps / 2.0) / conns as f64;
-    let delay = ((1000.0 / per_conn).round() as u32).max(1);
+    // Half of reauth's peak: connections each pausing 1 ms between requests, as many as make
+    // ~peak/2 requests per second (wrk paces in whole milliseconds).
+    let delay = 1u32;
+    let conns = ((peak_r.rps / 2.0) / 1000.0).round().max(1.0) as u32;
     let mut half_r = Vec::new();
     let mut half_b = Vec::new();
     let mut single_r = Vec::new();
@@ -227,7 +228,11 @@ async fn run() -> anyhow::Result<()> {
     warm_again.sort();
 
     let mut body = String::new();
-    body.push_str("Load tool: wrk 4.1 (`-t1`, keep-alive, 5 s per run), server and wrk unpinned on the same 2 cores.\n");
+    if pinned {
+        body.push_str("Load tool: wrk 4.1 (`-t1`, keep-alive, 5 s per run) pinned to core 1 (`taskset -c 1`); both servers in this process pinned to core 0 with one tokio worker (as in STACK.md section 6).\n");
+    } else {
+        body.push_str("Load tool: wrk 4.1 (`-t1`, keep-alive, 5 s per run); taskset unavailable, so server and wrk share both cores unpinned.\n");
+    }
     body.push_str(&format!("Each wrk row is the median of {ROUNDS} interleaved runs. reauth runs on PostgreSQL + Redis with a warm SessionActor; the baseline is a bare axum handler returning the same JSON from a DashMap, on the same tokio runtime.\n\n"));
     body.push_str(
         "| Load | Server | req/s | p50 | p90 | p99 | errors |\n|---|---|---|---|---|---|---|\n",

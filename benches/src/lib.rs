@@ -154,3 +154,21 @@ pub fn script(headers: &[(&str, &str)], delay_ms: Option<u32>) -> String {
     }
     s
 }
+
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn pinned() -> bool {
+    PINNED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Pin this process (server side) to core 0 so the load tool gets core 1, as in STACK.md's
+/// baseline measurements. Call before starting the runtime. Returns whether it worked.
+pub fn pin_to_core0() -> bool {
+    let pid = std::process::id().to_string();
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    PINNED.store(ok, std::sync::atomic::Ordering::Relaxed);
+    ok
+}

@@ -3,7 +3,12 @@
 //! `reauth_http_requests_total{route,method,status}` and
 //! `reauth_http_request_duration_seconds{route}` by matched route (bounded labels).
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use dashmap::DashMap;
+use metrics::{Counter, Histogram};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -31,9 +36,39 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     ),
 ];
 
+/// Request ids: a per-process random prefix and a counter (no syscall per request).
+fn request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| {
+        let id = reauth_runtime::ids::new_id("req");
+        id[id.len() - 12..].to_string()
+    });
+    format!("req_{prefix}{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Metric handles per (route, method, status), resolved once: label formatting and the
+/// recorder's registry lookup stay off the per-request path.
+type HandleKey = (String, Method, u16);
+
+fn handles(key: HandleKey) -> (Counter, Histogram) {
+    static CACHE: OnceLock<DashMap<HandleKey, (Counter, Histogram)>> = OnceLock::new();
+    let cache = CACHE.get_or_init(DashMap::new);
+    if let Some(h) = cache.get(&key) {
+        return h.value().clone();
+    }
+    let (route, method, status) = &key;
+    let h = (
+        metrics::counter!("reauth_http_requests_total", "route" => route.clone(), "method" => method.as_str().to_string(), "status" => status.to_string()),
+        metrics::histogram!("reauth_http_request_duration_seconds", "route" => route.clone()),
+    );
+    cache.insert(key, h.clone());
+    h
+}
+
 pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let id = reauth_runtime::ids::new_id("req");
+    let id = request_id();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -91,11 +126,9 @@ pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Respo
         }
     }
 
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("reauth_http_requests_total", "route" => route.clone(), "method" => method.as_str().to_string(), "status" => status)
-        .increment(1);
-    metrics::histogram!("reauth_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let (count, latency) = handles((route, method, res.status().as_u16()));
+    count.increment(1);
+    latency.record(start.elapsed().as_secs_f64());
     res
 }
 
