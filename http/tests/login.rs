@@ -693,3 +693,80 @@ async fn the_database_gone_gives_503_not_a_crash() {
         StatusCode::OK
     );
 }
+
+on_both!(sessions_slide_at_most_hourly_and_expire);
+async fn sessions_slide_at_most_hourly_and_expire(backend: Backend) {
+    let (dep, app, p) = setup(backend, false).await;
+    let token = sign_in(&app, &dep, &p, &format!("{}@example.com", unique("slide"))).await;
+    let core = &app.handle.state.core;
+    let db = core.svc.db.clone();
+    let hash = reauth_runtime::crypto::hash_token(&token);
+    let stored = |db: reauth_runtime::Db, hash: String| async move {
+        use sqlx::Row;
+        let r = sqlx::query("SELECT expires_at, last_seen_at FROM sessions WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        (
+            r.get::<i64, _>("expires_at"),
+            r.get::<i64, _>("last_seen_at"),
+        )
+    };
+    let (exp0, seen0) = stored(db.clone(), hash.clone()).await;
+    assert!(
+        core.sessions
+            .lookup(&p.id, &token, now_ms())
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Within the hour: nothing written.
+    let soon = seen0 + 30 * 60 * 1000;
+    assert!(
+        core.sessions
+            .lookup(&p.id, &token, soon)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Two hours later (time passed in): the expiry slides, written once.
+    let later = seen0 + 2 * 3600 * 1000;
+    assert!(
+        core.sessions
+            .lookup(&p.id, &token, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (exp, seen) = stored(db.clone(), hash.clone()).await;
+        if seen == later {
+            assert_eq!(
+                exp,
+                later + 30 * 24 * 3600 * 1000,
+                "expiry = renewal time + session TTL"
+            );
+            assert!(exp > exp0);
+            break;
+        }
+        assert_eq!(seen, seen0, "nothing but the renewal writes last_seen_at");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "renewal never written"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Past its (renewed) expiry the session is refused.
+    let (exp, _) = stored(db.clone(), hash.clone()).await;
+    assert!(
+        core.sessions
+            .lookup(&p.id, &token, exp + 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    app.shutdown().await;
+}
