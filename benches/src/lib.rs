@@ -102,7 +102,15 @@ pub struct WrkResult {
 pub fn wrk(url: &str, conns: u32, secs: u32, script: &str) -> anyhow::Result<WrkResult> {
     let path = std::env::temp_dir().join(format!("reauth-wrk-{}.lua", std::process::id()));
     std::fs::write(&path, format!("{script}\n{DONE_LUA}"))?;
-    let out = Command::new("wrk")
+    // wrk on core 1 when the server pinned itself to core 0 (see `pin_to_core0`).
+    let mut cmd = if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", "wrk"]);
+        c
+    } else {
+        Command::new("wrk")
+    };
+    let out = cmd
         .args([
             "-t1",
             &format!("-c{conns}"),

@@ -68,7 +68,8 @@ pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     if metrics::set_global_recorder(recorder).is_ok() {
         let h = handle.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            // Often, so each drain of the histogram buckets is short (it runs on a worker).
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 h.run_upkeep();

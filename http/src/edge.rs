@@ -22,14 +22,19 @@ use crate::extract;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+/// On every response.
+const SECURITY_HEADERS: [(HeaderName, &str); 2] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
     (
         header::STRICT_TRANSPORT_SECURITY,
         "max-age=31536000; includeSubDomains",
     ),
+];
+
+/// On pages (HTML) only: framing, referrer and content policy mean nothing to a JSON client.
+const PAGE_HEADERS: [(HeaderName, &str); 3] = [
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
     (
         header::CONTENT_SECURITY_POLICY,
         "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https://accounts.google.com; frame-ancestors 'none'; base-uri 'none'",
@@ -96,7 +101,11 @@ pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Respo
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
-    for (name, value) in &SECURITY_HEADERS {
+    let is_page = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let extra: &[(HeaderName, &str)] = if is_page { &PAGE_HEADERS } else { &[] };
+    for (name, value) in SECURITY_HEADERS.iter().chain(extra) {
         if !h.contains_key(name) {
             h.insert(name.clone(), HeaderValue::from_static(value));
         }
