@@ -87,7 +87,7 @@ impl Default for Policy {
 }
 
 pub enum SupervisorMsg {
-    /// Start (or replace) a child; replies with its cell.
+    /// Start a child unless one with this id exists; replies with its cell.
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, String>>),
     /// Stop a child for good (no restart).
     StopChild(String, RpcReplyPort<()>),
@@ -183,11 +183,16 @@ impl Actor for Supervisor {
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
                 let id = spec.id.clone();
-                if let Some(old) = state.children.get(&id).and_then(|c| c.cell.clone()) {
-                    // Replacing a child: stop the old one without a restart.
-                    state.children.remove(&id);
-                    state.by_actor.remove(&old.get_id());
-                    old.stop(Some("replaced".into()));
+                // One live child per id: starting an id that is running (or waiting out its
+                // restart backoff) answers with what is there instead of starting a second.
+                if let Some(existing) = state.children.get(&id) {
+                    let _ = reply.send(
+                        existing
+                            .cell
+                            .clone()
+                            .ok_or_else(|| format!("child {id} is restarting")),
+                    );
+                    return Ok(());
                 }
                 state.children.insert(
                     id.clone(),

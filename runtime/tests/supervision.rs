@@ -352,3 +352,29 @@ async fn a_panicking_registry_actor_is_started_again_lazily() {
     assert_eq!(metric("reauth_actor_failures_total", "toy_reg_c"), 1.0);
     assert_eq!(metric("reauth_actors_alive", "toy_reg_c"), 2.0);
 }
+
+#[tokio::test]
+async fn starting_a_running_child_again_returns_it_instead_of_a_second_one() {
+    recorder();
+    let sup = SupervisorHandle::spawn("toy_sup_d", fast_policy(5), None)
+        .await
+        .unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (a, b) = tokio::join!(
+        sup.start_child(toy_spec(
+            "same",
+            "toy_d",
+            Restart::Permanent,
+            started.clone()
+        )),
+        sup.start_child(toy_spec(
+            "same",
+            "toy_d",
+            Restart::Permanent,
+            started.clone()
+        )),
+    );
+    assert_eq!(a.unwrap().get_id(), b.unwrap().get_id());
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert_eq!(metric("reauth_actors_alive", "toy_d"), 1.0);
+}
