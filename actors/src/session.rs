@@ -174,12 +174,9 @@ pub(crate) async fn load_user_state_sql(
     project_id: &str,
     user_id: &str,
 ) -> anyhow::Result<UserState> {
-    let user = store::get_user(&svc.db, user_id)
+    store::user_state(&svc.db, project_id, user_id)
         .await?
-        .filter(|u| u.project_id == project_id)
-        .ok_or_else(|| anyhow::anyhow!("user {user_id} not found"))?;
-    let subscription = store::latest_subscription(&svc.db, project_id, user_id).await?;
-    Ok(UserState { user, subscription })
+        .ok_or_else(|| anyhow::anyhow!("user {user_id} not found"))
 }
 
 pub(crate) async fn cache_user_state(svc: &Svc, st: &UserState) {

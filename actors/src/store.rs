@@ -7,7 +7,9 @@ use reauth_runtime::{Db, ids};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::model::{PlanMapping, Project, SessionRecord, SubscriptionRecord, UserRecord};
+use crate::model::{
+    PlanMapping, Project, SessionRecord, SubscriptionRecord, UserRecord, UserState,
+};
 
 const PROJECT_COLS: &str = "id, slug, name, custom_domain, domain_verified_at, dev_hosts, allowed_origins, logo_url, accent_color, email_from, google_client_id, magic_link_ttl_secs, session_ttl_secs, plans, google_client_secret_enc, resend_api_key_enc, stripe_secret_key_enc, stripe_webhook_secret_enc, version";
 
@@ -298,31 +300,42 @@ pub async fn link_google(
     user_from_row(&row)
 }
 
-/// The user's most recent subscription (by the time its source object was created).
-pub async fn latest_subscription(
+/// A user and their most recent subscription (by the time its source event was created), in one
+/// round trip: what a SessionActor caches and what a billing change pushes.
+pub async fn user_state(
     db: &Db,
     project_id: &str,
     user_id: &str,
-) -> anyhow::Result<Option<SubscriptionRecord>> {
+) -> anyhow::Result<Option<UserState>> {
     let row = sqlx::query(
-        "SELECT id, price_id, status, current_period_end, cancel_at_period_end, source_created FROM subscriptions
-         WHERE project_id = $1 AND user_id = $2 ORDER BY source_created DESC, updated_at DESC LIMIT 1",
+        "SELECT u.id, u.project_id, u.email, u.name, u.avatar_url, u.google_sub, u.stripe_customer_id,
+                s.id AS sub_id, s.price_id, s.status, s.current_period_end, s.cancel_at_period_end, s.source_created
+         FROM end_users u
+         LEFT JOIN subscriptions s ON s.id = (
+             SELECT id FROM subscriptions WHERE project_id = u.project_id AND user_id = u.id
+             ORDER BY source_created DESC, updated_at DESC LIMIT 1)
+         WHERE u.id = $1 AND u.project_id = $2",
     )
-    .bind(project_id)
     .bind(user_id)
+    .bind(project_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| {
-        Ok(SubscriptionRecord {
-            id: r.try_get("id")?,
+    let Some(r) = row else { return Ok(None) };
+    let subscription = match r.try_get::<Option<String>, _>("sub_id")? {
+        Some(id) => Some(SubscriptionRecord {
+            id,
             price_id: r.try_get("price_id")?,
             status: r.try_get("status")?,
             current_period_end: r.try_get("current_period_end")?,
             cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
             source_created: r.try_get("source_created")?,
-        })
-    })
-    .transpose()
+        }),
+        None => None,
+    };
+    Ok(Some(UserState {
+        user: user_from_row(&r)?,
+        subscription,
+    }))
 }
 
 // ---- sessions ----
