@@ -19,9 +19,7 @@ use reauth_actors::model::UserView;
 use reauth_actors::store;
 use reauth_benches::{WrkResult, ms, pct, script, us, write_results, wrk};
 use reauth_http::Mode;
-use reauth_runtime::config::Secret;
-use reauth_runtime::crypto::MasterKey;
-use reauth_runtime::{Settings, now_ms};
+use reauth_runtime::now_ms;
 
 const SECS: u32 = 5;
 const ROUNDS: usize = 3;
@@ -58,21 +56,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(pinned: bool) -> anyhow::Result<()> {
     // reauth in its production configuration, on a fresh database and Redis prefix.
-    let pg = reauth_runtime::db::testing::fresh_postgres().await?;
-    let (_, key) = MasterKey::generate();
-    let mut s = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        ..Settings::default()
-    };
-    s.database_url = Some(Secret::new(pg));
-    s.redis_url = Some(Secret::new(
-        std::env::var("REAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    ));
-    s.redis_prefix = format!("reauth_bench_{}:", now_ms());
-    s.master_key = Some(Secret::new(key));
-    s.base_domain = Some("bench.local".into());
-    s.log_level = "error".into();
-    s.session_idle_secs = 3600;
+    let s = reauth_benches::production_settings("reauth_bench_").await?;
     let app = reauth_http::start(s.clone(), Mode::Serve).await?;
     let core = app.state.core.clone();
     let pid = store::create_project(

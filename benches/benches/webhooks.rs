@@ -11,8 +11,7 @@ use reauth_actors::store::{self, ProjectPatch};
 use reauth_benches::{ms, pct, write_results};
 use reauth_http::Mode;
 use reauth_runtime::config::Secret;
-use reauth_runtime::crypto::MasterKey;
-use reauth_runtime::{Settings, now_ms};
+use reauth_runtime::now_ms;
 use serde_json::json;
 use stripe_webhook::Webhook;
 
@@ -46,20 +45,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let pg = reauth_runtime::db::testing::fresh_postgres().await?;
-    let (_, key) = MasterKey::generate();
-    let mut s = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        ..Settings::default()
-    };
-    s.database_url = Some(Secret::new(pg));
-    s.redis_url = Some(Secret::new(
-        std::env::var("REAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    ));
-    s.redis_prefix = format!("reauth_bench_wh_{}:", now_ms());
-    s.master_key = Some(Secret::new(key));
-    s.base_domain = Some("bench.local".into());
-    s.log_level = "error".into();
+    let s = reauth_benches::production_settings("reauth_bench_wh_").await?;
     let a = reauth_http::start(s.clone(), Mode::Serve).await?;
     let b = reauth_http::start(s.clone(), Mode::Serve).await?;
     let core = a.state.core.clone();

@@ -180,3 +180,26 @@ pub fn pin_to_core0() -> bool {
     PINNED.store(ok, std::sync::atomic::Ordering::Relaxed);
     ok
 }
+
+/// Settings of a production-shaped instance (PostgreSQL + Redis) on a fresh database and Redis
+/// prefix, listening on a free loopback port. Instances started with the same settings share
+/// the database and the bus.
+pub async fn production_settings(prefix: &str) -> anyhow::Result<reauth_runtime::Settings> {
+    use reauth_runtime::config::Secret;
+    let pg = reauth_runtime::db::testing::fresh_postgres().await?;
+    let (_, key) = reauth_runtime::crypto::MasterKey::generate();
+    let mut s = reauth_runtime::Settings {
+        listen: "127.0.0.1:0".parse()?,
+        ..reauth_runtime::Settings::default()
+    };
+    s.database_url = Some(Secret::new(pg));
+    s.redis_url = Some(Secret::new(
+        std::env::var("REAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    ));
+    s.redis_prefix = format!("{prefix}{}:", reauth_runtime::now_ms());
+    s.master_key = Some(Secret::new(key));
+    s.base_domain = Some("bench.local".into());
+    s.log_level = "error".into();
+    s.session_idle_secs = 3600;
+    Ok(s)
+}

@@ -2,6 +2,7 @@
 //! every instance), replays and reordering are safe, bad deliveries store nothing, and Checkout
 //! / Portal requests reach Stripe with the right parameters.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -10,21 +11,6 @@ use axum::http::StatusCode;
 use common::stripe::{checkout_completed, event, invoice, subscription, subscription_legacy};
 use common::{Backend, Deployment, TestApp, TestProject, sign_in, unique, webhook_secret};
 use serde_json::{Value, json};
-
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn real_postgres_and_redis() {
-                super::$name(super::Backend::Real).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded_sqlite_and_in_process() {
-                super::$name(super::Backend::Embedded).await;
-            }
-        }
-    };
-}
 
 fn now() -> i64 {
     reauth_runtime::now_ms() / 1000

@@ -2,6 +2,7 @@
 //! sessions resolved by the SDK endpoints — on the real PostgreSQL + Redis and on the embedded
 //! backends.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -12,22 +13,6 @@ use common::{
     unique,
 };
 use reauth_runtime::now_ms;
-
-/// Run one scenario against both backends.
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn real_postgres_and_redis() {
-                super::$name(super::Backend::Real).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded_sqlite_and_in_process() {
-                super::$name(super::Backend::Embedded).await;
-            }
-        }
-    };
-}
 
 async fn setup(backend: Backend, google: bool) -> (Deployment, TestApp, TestProject) {
     let dep = Deployment::new(backend).await;

@@ -5,6 +5,22 @@
 
 #![allow(dead_code)]
 
+/// Run one scenario against both backends.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real_postgres_and_redis() {
+                super::$name(super::Backend::Real).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded_sqlite_and_in_process() {
+                super::$name(super::Backend::Embedded).await;
+            }
+        }
+    };
+}
+
 pub mod stripe;
 
 use std::net::SocketAddr;
