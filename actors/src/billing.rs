@@ -11,7 +11,7 @@ use reauth_runtime::now_ms;
 use serde_json::Value;
 use stripe_webhook::{Webhook, WebhookError};
 
-use crate::model::{Project, grants_plan};
+use crate::model::{Project, SubscriptionRecord, grants_plan};
 use crate::services::Svc;
 use crate::session::{Sessions, load_user_state_sql};
 
@@ -281,9 +281,14 @@ pub async fn handle_webhook(
         return Ok(Outcome::Unreadable);
     }
     metrics::counter!("reauth_stripe_events_total", "outcome" => "applied").increment(1);
-    for user_id in users {
-        if let Err(e) = sessions.user_changed(&project.id, &user_id).await {
-            tracing::warn!(error = %e, "pushing the new plan failed; caches expire within the hour");
+    for push in users {
+        match push {
+            Push::Subscription(user_id, sub) => sessions.subscription_changed(&user_id, sub).await,
+            Push::Reload(user_id) => {
+                if let Err(e) = sessions.user_changed(&project.id, &user_id).await {
+                    tracing::warn!(error = %e, "pushing the new plan failed; caches expire within the hour");
+                }
+            }
         }
     }
     Ok(Outcome::Applied)
@@ -291,13 +296,41 @@ pub async fn handle_webhook(
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+/// What to tell the session actors after the transaction commits.
+enum Push {
+    /// The user's data changed in ways best re-read (a customer was linked).
+    Reload(String),
+    /// One subscription of the user changed; actors merge it by recency.
+    Subscription(String, SubscriptionRecord),
+}
+
+/// `RETURNING` of the subscription upserts: a row only when the row changed.
+const RETURNING_SUB: &str = "RETURNING user_id, id, price_id, status, current_period_end, cancel_at_period_end, source_created";
+
+fn push_of(row: Option<sqlx::any::AnyRow>) -> Result<Vec<Push>, BillingError> {
+    use sqlx::Row;
+    let Some(r) = row else { return Ok(Vec::new()) };
+    let Some(user) = r.try_get::<Option<String>, _>("user_id")? else {
+        return Ok(Vec::new());
+    };
+    let sub = SubscriptionRecord {
+        id: r.try_get("id")?,
+        price_id: r.try_get("price_id")?,
+        status: r.try_get("status")?,
+        current_period_end: r.try_get("current_period_end")?,
+        cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
+        source_created: r.try_get("source_created")?,
+    };
+    Ok(vec![Push::Subscription(user, sub)])
+}
+
 /// Link the Checkout's customer to the user (`client_reference_id`) and attach any
 /// subscriptions of that customer that arrived before the link.
 async fn apply_checkout(
     tx: &mut Tx<'_>,
     project: &Project,
     obj: &Value,
-) -> Result<Result<Vec<String>, &'static str>, BillingError> {
+) -> Result<Result<Vec<Push>, &'static str>, BillingError> {
     if obj.get("mode").and_then(Value::as_str) != Some("subscription") {
         return Ok(Ok(Vec::new()));
     }
@@ -331,7 +364,7 @@ async fn apply_checkout(
         .bind(customer)
         .execute(&mut **tx)
         .await?;
-    Ok(Ok(vec![user_id.to_string()]))
+    Ok(Ok(vec![Push::Reload(user_id.to_string())]))
 }
 
 /// Upsert a subscription unless the stored state is newer (out-of-order safety): an event only
@@ -342,10 +375,10 @@ async fn apply_subscription(
     s: &SubFields,
     event_created: i64,
     now: i64,
-) -> Result<Vec<String>, BillingError> {
+) -> Result<Vec<Push>, BillingError> {
     // The owner: the metadata hint (set by our Checkout) when it is a user of this project,
     // else the user linked to the customer. RETURNING yields a row only when the row changed.
-    let changed: Option<Option<String>> = sqlx::query_scalar(
+    let sql = format!(
         "INSERT INTO subscriptions (id, project_id, user_id, customer_id, price_id, status, current_period_end, cancel_at_period_end, source_created, updated_at)
          VALUES ($1, $2,
             COALESCE((SELECT id FROM end_users WHERE id = $3 AND project_id = $2),
@@ -362,21 +395,22 @@ async fn apply_subscription(
          WHERE subscriptions.project_id = excluded.project_id
            AND (subscriptions.source_created < excluded.source_created
                 OR (subscriptions.source_created = excluded.source_created AND excluded.status = 'canceled'))
-         RETURNING user_id",
-    )
-    .bind(&s.id)
-    .bind(&project.id)
-    .bind(&s.user_hint)
-    .bind(&s.customer)
-    .bind(&s.price)
-    .bind(&s.status)
-    .bind(s.period_end)
-    .bind(i64::from(s.cancel_at_period_end))
-    .bind(event_created)
-    .bind(now)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(changed.flatten().into_iter().collect())
+         {RETURNING_SUB}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&s.id)
+        .bind(&project.id)
+        .bind(&s.user_hint)
+        .bind(&s.customer)
+        .bind(&s.price)
+        .bind(&s.status)
+        .bind(s.period_end)
+        .bind(i64::from(s.cancel_at_period_end))
+        .bind(event_created)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+    push_of(row)
 }
 
 /// An invoice moves the subscription's status (paid -> active, failed -> past_due) and period,
@@ -388,8 +422,8 @@ async fn apply_invoice(
     status: &str,
     event_created: i64,
     now: i64,
-) -> Result<Vec<String>, BillingError> {
-    let changed: Option<Option<String>> = sqlx::query_scalar(
+) -> Result<Vec<Push>, BillingError> {
+    let sql = format!(
         "INSERT INTO subscriptions (id, project_id, user_id, customer_id, price_id, status, current_period_end, cancel_at_period_end, source_created, updated_at)
          VALUES ($1, $2, (SELECT id FROM end_users WHERE project_id = $2 AND stripe_customer_id = $3),
                  $3, $4, $5, $6, 0, $7, $8)
@@ -402,19 +436,20 @@ async fn apply_invoice(
             updated_at = excluded.updated_at
          WHERE subscriptions.project_id = excluded.project_id
            AND subscriptions.source_created <= excluded.source_created
-         RETURNING user_id",
-    )
-    .bind(&inv.subscription)
-    .bind(&project.id)
-    .bind(&inv.customer)
-    .bind(&inv.price)
-    .bind(status)
-    .bind(inv.period_end)
-    .bind(event_created)
-    .bind(now)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(changed.flatten().into_iter().collect())
+         {RETURNING_SUB}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&inv.subscription)
+        .bind(&project.id)
+        .bind(&inv.customer)
+        .bind(&inv.price)
+        .bind(status)
+        .bind(inv.period_end)
+        .bind(event_created)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+    push_of(row)
 }
 
 // ---- Checkout and Billing Portal ----

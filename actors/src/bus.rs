@@ -15,6 +15,12 @@ struct Revoked {
 }
 
 #[derive(Deserialize)]
+struct SubscriptionChanged {
+    user_id: String,
+    subscription: crate::model::SubscriptionRecord,
+}
+
+#[derive(Deserialize)]
 struct UserChanged {
     user_id: String,
 }
@@ -62,6 +68,11 @@ async fn apply(msg: &BusMessage, sessions: &Sessions, tenants: &Tenants) {
         "user.state" => {
             if let Ok(st) = serde_json::from_str::<crate::model::UserState>(&msg.payload) {
                 sessions.apply_user_state(st);
+            }
+        }
+        "user.subscription" => {
+            if let Ok(s) = serde_json::from_str::<SubscriptionChanged>(&msg.payload) {
+                sessions.apply_subscription(&s.user_id, s.subscription);
             }
         }
         "user.changed" => {

@@ -22,7 +22,7 @@ use reauth_runtime::metrics::ActorMetrics;
 use reauth_runtime::registry::Registry;
 use reauth_runtime::{BusMessage, now_ms};
 
-use crate::model::{Project, SessionRecord, UserState, UserView};
+use crate::model::{Project, SessionRecord, SubscriptionRecord, UserState, UserView};
 use crate::services::Svc;
 use crate::store;
 use crate::tenants::Directory;
@@ -64,6 +64,9 @@ pub enum SessionMsg {
     Refresh,
     /// A new user state, pushed by a writer (webhook) or a reload.
     Apply(Box<UserState>),
+    /// A subscription of this user changed (webhook): it becomes the user's current one when it
+    /// is at least as recent as the one held — the same rule as the store's "latest".
+    Subscription(Box<SubscriptionRecord>),
 }
 
 pub struct SessionActor;
@@ -281,6 +284,17 @@ impl Actor for SessionActor {
             SessionMsg::Apply(st) => {
                 state.user = *st;
                 state.publish_all(now_ms());
+            }
+            SessionMsg::Subscription(sub) => {
+                let newer = state
+                    .user
+                    .subscription
+                    .as_ref()
+                    .is_none_or(|cur| sub.source_created >= cur.source_created);
+                if newer {
+                    state.user.subscription = Some(*sub);
+                    state.publish_all(now_ms());
+                }
             }
         }
         Ok(())
@@ -501,6 +515,23 @@ impl Sessions {
                     .await;
                 Err(e)
             }
+        }
+    }
+
+    /// A subscription changed (written by a webhook): drop the user's cached state, push the
+    /// subscription to this instance's resident actor and to every other instance's. No store
+    /// read: the actors merge it by recency, as the store's query would.
+    pub async fn subscription_changed(&self, user_id: &str, sub: SubscriptionRecord) {
+        let _ = self.svc.cache.del(&format!("user:{user_id}")).await;
+        let payload = serde_json::json!({ "user_id": user_id, "subscription": &sub });
+        self.apply_subscription(user_id, sub);
+        self.publish("user.subscription", payload).await;
+    }
+
+    pub fn apply_subscription(&self, user_id: &str, sub: SubscriptionRecord) {
+        if let Some(a) = self.registry.peek(&Arc::from(user_id)) {
+            self.registry.metrics().enqueued();
+            let _ = a.cast(SessionMsg::Subscription(Box::new(sub)));
         }
     }
 
