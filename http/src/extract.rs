@@ -125,3 +125,74 @@ pub fn cookie_domain(project: &ProjectRef, host: &str) -> Option<String> {
     let labels: Vec<&str> = custom.split('.').collect();
     (labels.len() >= 3).then(|| labels[1..].join("."))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use reauth_actors::model::Project;
+
+    use super::*;
+
+    fn project(custom: Option<&str>, verified: bool) -> ProjectRef {
+        Arc::new(Project {
+            id: "prj_1".into(),
+            slug: "shop".into(),
+            name: "Shop".into(),
+            custom_domain: custom.map(String::from),
+            domain_verified: verified,
+            dev_hosts: vec![],
+            allowed_origins: vec![],
+            logo_url: None,
+            accent_color: None,
+            email_from: None,
+            google_client_id: None,
+            google_client_secret: None,
+            resend_api_key: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            magic_link_ttl_secs: 900,
+            session_ttl_secs: 3600,
+            plans: vec![],
+            version: 1,
+        })
+    }
+
+    #[test]
+    fn session_cookies_reach_the_customers_domain_only_from_a_verified_custom_domain() {
+        let p = project(Some("auth.shop.example"), true);
+        assert_eq!(
+            cookie_domain(&p, "auth.shop.example").as_deref(),
+            Some("shop.example")
+        );
+        // On the shared base domain the cookie stays host-only: other tenants live there too.
+        assert_eq!(cookie_domain(&p, "shop.reauth.example"), None);
+        assert_eq!(
+            cookie_domain(
+                &project(Some("auth.shop.example"), false),
+                "auth.shop.example"
+            ),
+            None
+        );
+        assert_eq!(
+            cookie_domain(&project(Some("shop.example"), true), "shop.example"),
+            None
+        );
+        assert_eq!(cookie_domain(&project(None, false), "localhost"), None);
+    }
+
+    #[test]
+    fn bearer_wins_over_the_cookie_and_junk_is_ignored() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; reauth_session=fromcookie; b=2".parse().unwrap(),
+        );
+        assert_eq!(token(&h), Some("fromcookie"));
+        h.insert(header::AUTHORIZATION, "Bearer frombearer".parse().unwrap());
+        assert_eq!(token(&h), Some("frombearer"));
+        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert_eq!(token(&h), Some("fromcookie"));
+        assert!(is_local("localhost") && is_local("127.0.0.1") && !is_local("auth.example.com"));
+    }
+}
