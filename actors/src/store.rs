@@ -228,15 +228,6 @@ fn user_from_row(r: &AnyRow) -> anyhow::Result<UserRecord> {
     })
 }
 
-pub async fn get_user(db: &Db, user_id: &str) -> anyhow::Result<Option<UserRecord>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLS} FROM end_users WHERE id = $1"));
-    let row = sqlx::query(sql)
-        .bind(user_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.as_ref().map(user_from_row).transpose()
-}
-
 pub async fn find_user_by_google_sub(
     db: &Db,
     project_id: &str,
