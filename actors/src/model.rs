@@ -40,6 +40,31 @@ pub struct Project {
 }
 
 impl Project {
+    /// A project with defaults (15-minute links, 30-day sessions, nothing configured).
+    pub fn new(id: &str, slug: &str, name: &str) -> Self {
+        Self {
+            id: id.into(),
+            slug: slug.into(),
+            name: name.into(),
+            custom_domain: None,
+            domain_verified: false,
+            dev_hosts: vec![],
+            allowed_origins: vec![],
+            logo_url: None,
+            accent_color: None,
+            email_from: None,
+            google_client_id: None,
+            google_client_secret: None,
+            resend_api_key: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            magic_link_ttl_secs: 900,
+            session_ttl_secs: 2_592_000,
+            plans: vec![],
+            version: 1,
+        }
+    }
+
     pub fn google_enabled(&self) -> bool {
         self.google_client_id.is_some() && self.google_client_secret.is_some()
     }
@@ -211,25 +236,8 @@ mod tests {
 
     fn project(origins: &[&str]) -> Project {
         Project {
-            id: "prj_1".into(),
-            slug: "demo".into(),
-            name: "Demo".into(),
-            custom_domain: None,
-            domain_verified: false,
-            dev_hosts: vec![],
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            logo_url: None,
-            accent_color: None,
-            email_from: None,
-            google_client_id: None,
-            google_client_secret: None,
-            resend_api_key: None,
-            stripe_secret_key: None,
-            stripe_webhook_secret: None,
-            magic_link_ttl_secs: 900,
-            session_ttl_secs: 3600,
-            plans: vec![],
-            version: 1,
+            ..Project::new("prj_1", "demo", "Demo")
         }
     }
 

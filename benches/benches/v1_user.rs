@@ -59,15 +59,7 @@ async fn run(pinned: bool) -> anyhow::Result<()> {
     let s = reauth_benches::production_settings("reauth_bench_").await?;
     let app = reauth_http::start(s.clone(), Mode::Serve).await?;
     let core = app.state.core.clone();
-    let pid = store::create_project(
-        &core.svc.db,
-        "bench",
-        "Bench",
-        &[],
-        &["https://app.bench.local".into()],
-        now_ms(),
-    )
-    .await?;
+    let pid = reauth_benches::create_project(&core).await?;
     core.project_changed(&pid).await?;
     while core.directory.project(&pid).is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;

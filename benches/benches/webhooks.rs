@@ -49,15 +49,7 @@ async fn run() -> anyhow::Result<()> {
     let a = reauth_http::start(s.clone(), Mode::Serve).await?;
     let b = reauth_http::start(s.clone(), Mode::Serve).await?;
     let core = a.state.core.clone();
-    let pid = store::create_project(
-        &core.svc.db,
-        "bench",
-        "Bench",
-        &[],
-        &["https://app.bench.local".into()],
-        now_ms(),
-    )
-    .await?;
+    let pid = reauth_benches::create_project(&core).await?;
     let patch = ProjectPatch {
         stripe_webhook_secret: Some(Some(Secret::new(SECRET))),
         stripe_secret_key: Some(Some(Secret::new("sk_test_bench"))),

@@ -203,3 +203,16 @@ pub async fn production_settings(prefix: &str) -> anyhow::Result<reauth_runtime:
     s.session_idle_secs = 3600;
     Ok(s)
 }
+
+/// The project every benchmark serves: slug `bench`, so host `bench.bench.local`.
+pub async fn create_project(core: &reauth_actors::Core) -> anyhow::Result<String> {
+    reauth_actors::store::create_project(
+        &core.svc.db,
+        "bench",
+        "Bench",
+        &[],
+        &["https://app.bench.local".into()],
+        reauth_runtime::now_ms(),
+    )
+    .await
+}

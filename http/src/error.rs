@@ -127,7 +127,12 @@ mod tests {
             .nth(1)
             .and_then(|s| s.split(']').next())
             .expect("ERROR_CODES array");
-        let sdk: Vec<&str> = body.split('"').skip(1).step_by(2).collect();
+        // The quoted strings: every odd piece between double quotes.
+        let sdk: Vec<&str> = body
+            .split('"')
+            .enumerate()
+            .filter_map(|(i, s)| (i % 2 == 1).then_some(s))
+            .collect();
         assert_eq!(
             sdk, CODES,
             "sdk/typescript/src/error-codes.ts differs from the server registry"

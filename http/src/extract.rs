@@ -136,25 +136,9 @@ mod tests {
 
     fn project(custom: Option<&str>, verified: bool) -> ProjectRef {
         Arc::new(Project {
-            id: "prj_1".into(),
-            slug: "shop".into(),
-            name: "Shop".into(),
             custom_domain: custom.map(String::from),
             domain_verified: verified,
-            dev_hosts: vec![],
-            allowed_origins: vec![],
-            logo_url: None,
-            accent_color: None,
-            email_from: None,
-            google_client_id: None,
-            google_client_secret: None,
-            resend_api_key: None,
-            stripe_secret_key: None,
-            stripe_webhook_secret: None,
-            magic_link_ttl_secs: 900,
-            session_ttl_secs: 3600,
-            plans: vec![],
-            version: 1,
+            ..Project::new("prj_1", "shop", "Shop")
         })
     }
 
