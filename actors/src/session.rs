@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use reauth_runtime::crypto::{hash_token, is_token_shaped, random_token};
@@ -45,6 +46,24 @@ pub struct Published {
     /// When the sliding renewal is due (the reader then asks the actor to renew).
     pub renew_at: i64,
     pub view: Arc<UserView>,
+    /// `view` serialized once, at publish time: the `/v1/user` body, shared by every read.
+    pub json: Option<Bytes>,
+}
+
+/// What the resident snapshots say about a token, without any I/O.
+pub enum Resident {
+    /// A live session of this project: its snapshot.
+    Live(Arc<Published>),
+    /// Known and worthless here: another project's session, or expired (revocation sent).
+    Refused,
+    /// No resident actor holds it (the token's hash): ask Redis/SQL ([`Sessions::lookup`]).
+    Unknown(String),
+}
+
+impl Resident {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Resident::Live(_))
+    }
 }
 
 pub type Index = Arc<DashMap<String, Arc<Published>>>;
@@ -102,6 +121,13 @@ impl SessionState {
             return None;
         }
         let view = Arc::new(self.user.view(&project, rec));
+        let json = match serde_json::to_vec(&*view) {
+            Ok(v) => Some(Bytes::from(v)),
+            Err(e) => {
+                tracing::error!(error = %e, "user view not serializable; served on the slow path");
+                None
+            }
+        };
         self.args.index.insert(
             hash.to_string(),
             Arc::new(Published {
@@ -111,6 +137,7 @@ impl SessionState {
                 expires_at: rec.expires_at,
                 renew_at: rec.last_seen_at + RENEW_EVERY_MS,
                 view: view.clone(),
+                json,
             }),
         );
         Some(view)
@@ -333,40 +360,51 @@ impl Sessions {
     }
 
     /// Resolve a bearer/cookie token to the user's view at `project`, or `None`.
+    /// The hot path: the snapshot a resident actor published for `token`, checked to come from
+    /// the actor that is resident now. No mailbox hop, no I/O; a due renewal or an expiry is
+    /// sent to the actor as a message.
+    pub fn published(&self, project_id: &str, token: &str, now: i64) -> Resident {
+        if !is_token_shaped(token) {
+            return Resident::Refused;
+        }
+        let hash = hash_token(token);
+        let Some(p) = self.index.get(&hash).map(|e| e.value().clone()) else {
+            return Resident::Unknown(hash);
+        };
+        match self.registry.get(&p.user_id) {
+            Some(actor) if actor.get_id() == p.actor => {
+                if &*p.project_id != project_id {
+                    // A session of another project is worthless here.
+                    return Resident::Refused;
+                }
+                if p.expires_at <= now {
+                    self.cast(&actor, SessionMsg::Revoke { hash });
+                    return Resident::Refused;
+                }
+                if now >= p.renew_at {
+                    self.cast(&actor, SessionMsg::Renew { hash, now });
+                }
+                Resident::Live(p)
+            }
+            // Published by an actor that is gone: stale, take the slow path.
+            _ => {
+                self.index.remove_if(&hash, |_, q| q.actor == p.actor);
+                Resident::Unknown(hash)
+            }
+        }
+    }
+
     pub async fn lookup(
         &self,
         project_id: &str,
         token: &str,
         now: i64,
     ) -> Result<Option<Arc<UserView>>, SessionError> {
-        if !is_token_shaped(token) {
-            return Ok(None);
-        }
-        let hash = hash_token(token);
-        // Hot path: the snapshot a resident actor published. No mailbox hop.
-        let published = self.index.get(&hash).map(|e| e.value().clone());
-        if let Some(p) = published {
-            match self.registry.get(&p.user_id) {
-                Some(actor) if actor.get_id() == p.actor => {
-                    if &*p.project_id != project_id {
-                        // A session of another project is worthless here.
-                        return Ok(None);
-                    }
-                    if p.expires_at <= now {
-                        self.cast(&actor, SessionMsg::Revoke { hash });
-                        return Ok(None);
-                    }
-                    if now >= p.renew_at {
-                        self.cast(&actor, SessionMsg::Renew { hash, now });
-                    }
-                    return Ok(Some(p.view.clone()));
-                }
-                // Published by an actor that is gone: stale, take the slow path.
-                _ => {
-                    self.index.remove_if(&hash, |_, q| q.actor == p.actor);
-                }
-            }
-        }
+        let hash = match self.published(project_id, token, now) {
+            Resident::Live(p) => return Ok(Some(p.view.clone())),
+            Resident::Refused => return Ok(None),
+            Resident::Unknown(hash) => hash,
+        };
         // Miss: Redis, then SQL.
         let Some(rec) = self.load_session(&hash).await? else {
             return Ok(None);

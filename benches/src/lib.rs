@@ -33,7 +33,10 @@ pub fn machine() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Counted from /proc/cpuinfo: a pinned process sees only its own core.
+    let cores = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |s| {
+        s.lines().filter(|l| l.starts_with("processor")).count()
+    });
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -43,7 +46,25 @@ pub fn machine() -> String {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or("?".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
-    format!("{cpu}, {cores} cores, {mem} RAM")
+    format!("{cpu}, {cores} cores, {mem} RAM{}", idle_poll())
+}
+
+/// How an idle vCPU waits, when the guest says (`haltpoll` with `guest_halt_poll_ns` 0 means
+/// every idle core halts to the hypervisor and needs an IPI to wake: tens of µs per wake-up).
+fn idle_poll() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    match (
+        read("/sys/devices/system/cpu/cpuidle/current_driver"),
+        read("/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+    ) {
+        (Some(d), Some(ns)) => format!(", cpuidle {d} (guest_halt_poll_ns {ns})"),
+        (Some(d), None) => format!(", cpuidle {d}"),
+        _ => String::new(),
+    }
 }
 
 /// Resident set size of this process, bytes.
@@ -98,14 +119,26 @@ pub struct WrkResult {
     pub errors: u64,
 }
 
-/// Run wrk (must be on PATH) with a Lua script that prints a machine-readable summary.
+/// Run wrk (must be on PATH) with a Lua script that prints a machine-readable summary; on
+/// core 1 when the server pinned itself to core 0 (see `pin_to_core0`).
 pub fn wrk(url: &str, conns: u32, secs: u32, script: &str) -> anyhow::Result<WrkResult> {
+    wrk_on(1, url, conns, secs, script)
+}
+
+/// [`wrk`] pinned to `core` (when the server is pinned): core 0 puts the client on the
+/// server's core, so no request or response waits for the other vCPU to wake.
+pub fn wrk_on(
+    core: u32,
+    url: &str,
+    conns: u32,
+    secs: u32,
+    script: &str,
+) -> anyhow::Result<WrkResult> {
     let path = std::env::temp_dir().join(format!("reauth-wrk-{}.lua", std::process::id()));
     std::fs::write(&path, format!("{script}\n{DONE_LUA}"))?;
-    // wrk on core 1 when the server pinned itself to core 0 (see `pin_to_core0`).
     let mut cmd = if pinned() {
         let mut c = Command::new("taskset");
-        c.args(["-c", "1", "wrk"]);
+        c.args(["-c", &core.to_string(), "wrk"]);
         c
     } else {
         Command::new("wrk")

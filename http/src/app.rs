@@ -250,10 +250,12 @@ pub async fn start(settings: Settings, mode: Mode) -> anyhow::Result<AppHandle> 
     if mode == Mode::Dev {
         ensure_demo_project(&state, addr).await?;
     }
-    let app = router(state.clone());
+    let svc = crate::edge::MakeFront {
+        state: state.clone(),
+        router: router(state.clone()),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, svc)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;

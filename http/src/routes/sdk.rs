@@ -54,12 +54,7 @@ async fn session(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (_, v) = resolve(&st, &headers).await?;
-    Ok(Json(serde_json::json!({
-        "id": v.session.id,
-        "user_id": v.user_id,
-        "created_at": v.session.created_at,
-        "expires_at": v.session.expires_at,
-    })))
+    Ok(Json(crate::edge::session_json(&v)))
 }
 
 async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
