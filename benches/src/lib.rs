@@ -156,16 +156,21 @@ pub fn wrk_on(
         .arg(url)
         .output()
         .map_err(|e| anyhow::anyhow!("running wrk (install it: apt-get install wrk): {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    parse_result(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `RESULT <req/s> <p50 µs> <p90 µs> <p99 µs> <errors>` line the wrk script and the
+/// `openloop` client print.
+pub fn parse_result(text: &str) -> anyhow::Result<WrkResult> {
     let line = text
         .lines()
         .find(|l| l.starts_with("RESULT "))
-        .ok_or_else(|| anyhow::anyhow!("wrk printed no result: {text}"))?;
+        .ok_or_else(|| anyhow::anyhow!("load tool printed no result: {text}"))?;
     let f: Vec<f64> = line[7..]
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    anyhow::ensure!(f.len() == 5, "unexpected wrk result line {line}");
+    anyhow::ensure!(f.len() == 5, "unexpected result line {line}");
     let d = |us: f64| Duration::from_nanos((us * 1000.0) as u64);
     Ok(WrkResult {
         rps: f[0],
@@ -174,6 +179,49 @@ pub fn wrk_on(
         p99: d(f[3]),
         errors: f[4] as u64,
     })
+}
+
+/// Run the `openloop` client (its path from the bench: `env!("CARGO_BIN_EXE_openloop")`) on
+/// core 1 when the server is pinned: `rate` req/s over `conns` connections for `secs`.
+pub fn openloop(
+    exe: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    rate: f64,
+    conns: u32,
+    secs: u32,
+) -> anyhow::Result<WrkResult> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("http:// URL expected: {url}"))?;
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut cmd = if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", exe]);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args([
+        "--addr",
+        addr,
+        "--path",
+        if path.is_empty() { "/" } else { path },
+    ]);
+    for (k, v) in headers {
+        cmd.arg("--header").arg(format!("{k}: {v}"));
+    }
+    let out = cmd
+        .args(["--rate", &rate.to_string()])
+        .args(["--conns", &conns.to_string()])
+        .args(["--secs", &secs.to_string()])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openloop failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_result(&String::from_utf8_lossy(&out.stdout))
 }
 
 const DONE_LUA: &str = r#"
