@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use anyhow::Context;
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
@@ -238,6 +239,42 @@ type GoogleClient = BasicClient<
     oauth2::EndpointNotSet,
     oauth2::EndpointSet,
 >;
+
+/// The endpoints an OpenID Connect issuer publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OidcEndpoints {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+}
+
+/// OpenID Connect discovery: `{issuer}/.well-known/openid-configuration`, which must name the
+/// same issuer (OpenID Connect Discovery 1.0, section 4.3) and give the three endpoints.
+pub async fn discover_oidc(issuer: &str) -> anyhow::Result<OidcEndpoints> {
+    let issuer = issuer.trim_end_matches('/');
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let res = http
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("fetching {url}"))?;
+    anyhow::ensure!(res.status().is_success(), "{url} returned {}", res.status());
+    let e: OidcEndpoints = res
+        .json()
+        .await
+        .with_context(|| format!("{url} is not a discovery document with the three endpoints"))?;
+    anyhow::ensure!(
+        e.issuer.trim_end_matches('/') == issuer,
+        "{url} names issuer {:?}, not {issuer:?}",
+        e.issuer
+    );
+    Ok(e)
+}
 
 fn google_client(svc: &Svc, project: &Project, base_url: &str) -> Result<GoogleClient, LoginError> {
     let (Some(id), Some(secret)) = (&project.google_client_id, &project.google_client_secret)

@@ -116,8 +116,17 @@ pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
 }
 
 /// Everything a request needs, minus the listener.
-pub async fn build(settings: Settings, mode: Mode) -> anyhow::Result<AppState> {
+pub async fn build(mut settings: Settings, mode: Mode) -> anyhow::Result<AppState> {
     let metrics = metrics_handle()?;
+    if let Some(issuer) = settings.google_issuer.clone() {
+        let e = reauth_actors::login::discover_oidc(&issuer)
+            .await
+            .with_context(|| format!("REAUTH_GOOGLE_ISSUER {issuer}: OIDC discovery"))?;
+        tracing::info!(issuer = %issuer, "Google endpoints from OIDC discovery");
+        settings.google_auth_url = e.authorization_endpoint;
+        settings.google_token_url = e.token_endpoint;
+        settings.google_userinfo_url = e.userinfo_endpoint;
+    }
     let key = master_key(&settings, mode)?;
     let db = open_db(&settings).await?;
     let cache = cache::connect(

@@ -279,6 +279,68 @@ async fn google_journey_links_accounts_and_refuses_bad_attempts(backend: Backend
     app.shutdown().await;
 }
 
+on_both!(google_endpoints_come_from_an_oidc_issuer);
+async fn google_endpoints_come_from_an_oidc_issuer(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    // Configured endpoints that would fail: only discovery can make the journey work.
+    let mut s = dep.settings();
+    s.google_auth_url = "http://127.0.0.1:9/unused".into();
+    s.google_token_url = "http://127.0.0.1:9/unused".into();
+    s.google_userinfo_url = "http://127.0.0.1:9/unused".into();
+    s.google_issuer = Some(format!("{}/", dep.google.url));
+    let app = dep.spawn_with(s.clone()).await;
+    let p = dep.project(&app, true).await;
+    let email = format!("{}@example.com", unique("oidc"));
+    dep.google.sign_in_as(GoogleProfile {
+        sub: unique("g"),
+        email: email.clone(),
+        email_verified: true,
+        name: "Ada".into(),
+    });
+    let r = app.get(&p.host, "/login/google", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let url = r.location().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/oidc/authorize?", dep.google.url)),
+        "{url}"
+    );
+    let browser = r.cookie_value("reauth_oauth").unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(url).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let q: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(loc.split_once('?').unwrap().1).unwrap();
+    let r = app
+        .get(
+            &p.host,
+            &format!("/callback/google?code={}&state={}", q["code"], q["state"]),
+            &[("cookie", format!("reauth_oauth={browser}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let session = r.cookie_value("reauth_session").unwrap();
+    assert_eq!(app.user(&p.host, &session).await.json()["email"], email);
+    app.shutdown().await;
+
+    // An issuer without a discovery document, or whose document names another issuer, stops
+    // the start with an error that says so.
+    for (issuer, expect) in [
+        (format!("{}/nothing-here", dep.google.url), "404"),
+        (format!("{}/imposter", dep.google.url), "names issuer"),
+    ] {
+        s.google_issuer = Some(issuer.clone());
+        let err = match reauth_http::start(s.clone(), reauth_http::Mode::Serve).await {
+            Ok(_) => panic!("started with issuer {issuer}"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("REAUTH_GOOGLE_ISSUER"), "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

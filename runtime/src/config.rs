@@ -58,6 +58,9 @@ pub struct Settings {
     pub google_auth_url: String,
     pub google_token_url: String,
     pub google_userinfo_url: String,
+    /// An OpenID Connect issuer (`https://accounts.google.com`, or a staging provider): when
+    /// set, the three Google endpoints come from its discovery document at startup.
+    pub google_issuer: Option<String>,
     pub stripe_api_url: String,
 }
 
@@ -80,6 +83,7 @@ impl Default for Settings {
             google_auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
             google_token_url: "https://oauth2.googleapis.com/token".into(),
             google_userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
+            google_issuer: None,
             stripe_api_url: "https://api.stripe.com/".into(),
         }
     }
@@ -104,6 +108,7 @@ pub const KEYS: &[&str] = &[
     "google_auth_url",
     "google_token_url",
     "google_userinfo_url",
+    "google_issuer",
     "stripe_api_url",
 ];
 
@@ -178,6 +183,13 @@ impl Settings {
             "google_auth_url" => self.google_auth_url = value.to_string(),
             "google_token_url" => self.google_token_url = value.to_string(),
             "google_userinfo_url" => self.google_userinfo_url = value.to_string(),
+            "google_issuer" => {
+                let v = value.trim().trim_end_matches('/');
+                if !v.is_empty() && !v.starts_with("https://") && !v.starts_with("http://") {
+                    bail!("google_issuer must be an http(s) URL, got {value:?}");
+                }
+                self.google_issuer = (!v.is_empty()).then(|| v.to_string());
+            }
             "stripe_api_url" => {
                 // async-stripe concatenates `{base}v1/…`: keep exactly one trailing slash.
                 self.stripe_api_url = format!("{}/", value.trim_end_matches('/'))
@@ -231,6 +243,21 @@ mod tests {
         let err = Settings::load(None, env(&[("REAUTH_LISTEN", "nope")])).unwrap_err();
         assert!(format!("{err:#}").contains("host:port"), "{err:#}");
         assert!(Settings::default().set("nonsense", "1").is_err());
+        let err = Settings::load(
+            None,
+            env(&[("REAUTH_GOOGLE_ISSUER", "accounts.google.com")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("http(s) URL"), "{err:#}");
+        let s = Settings::load(
+            None,
+            env(&[("REAUTH_GOOGLE_ISSUER", "https://accounts.google.com/")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.google_issuer.as_deref(),
+            Some("https://accounts.google.com")
+        );
     }
 
     #[test]

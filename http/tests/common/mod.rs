@@ -136,7 +136,12 @@ impl Deployment {
 
     /// Start one instance of this deployment.
     pub async fn spawn(&self) -> TestApp {
-        let handle = reauth_http::start(self.settings(), Mode::Serve)
+        self.spawn_with(self.settings()).await
+    }
+
+    /// Start one instance with these settings (from [`Deployment::settings`], changed).
+    pub async fn spawn_with(&self, settings: Settings) -> TestApp {
+        let handle = reauth_http::start(settings, Mode::Serve)
             .await
             .expect("app starts");
         TestApp::new(handle)
@@ -602,8 +607,17 @@ impl FakeGoogle {
         let state: Arc<Mutex<GoogleState>> = Arc::default();
         let app = Router::new()
             .route("/authorize", get(g_authorize))
+            .route("/oidc/authorize", get(g_authorize))
             .route("/token", post(g_token))
+            .route("/oidc/token", post(g_token))
+            .route("/oidc/userinfo", get(g_userinfo))
             .route("/userinfo", get(g_userinfo))
+            .route("/.well-known/openid-configuration", get(g_discovery))
+            // A document that names another issuer than the one it is served for.
+            .route(
+                "/imposter/.well-known/openid-configuration",
+                get(g_discovery),
+            )
             .with_state(state.clone());
         let url = serve(app).await;
         Self { url, state }
@@ -616,6 +630,24 @@ impl FakeGoogle {
     pub fn token_requests(&self) -> Vec<Value> {
         self.state.lock().expect("lock").token_requests.clone()
     }
+}
+
+/// OpenID Connect discovery, naming this server (`http://<Host>`) as the issuer. The endpoints
+/// live under `/oidc/…` aliases so a test can tell discovered URLs from configured ones.
+async fn g_discovery(headers: HeaderMap) -> Json<Value> {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let base = format!("http://{host}");
+    Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/oidc/authorize"),
+        "token_endpoint": format!("{base}/oidc/token"),
+        "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+    }))
 }
 
 async fn g_authorize(
