@@ -359,7 +359,6 @@ impl Sessions {
         self.registry.len()
     }
 
-    /// Resolve a bearer/cookie token to the user's view at `project`, or `None`.
     /// The hot path: the snapshot a resident actor published for `token`, checked to come from
     /// the actor that is resident now. No mailbox hop, no I/O; a due renewal or an expiry is
     /// sent to the actor as a message.
@@ -394,6 +393,8 @@ impl Sessions {
         }
     }
 
+    /// Resolve a bearer/cookie token to the user's view at `project`, or `None`: the published
+    /// snapshot when there is one, else Redis, then SQL, and an activation.
     pub async fn lookup(
         &self,
         project_id: &str,

@@ -155,13 +155,10 @@ async fn run(pinned: bool) -> anyhow::Result<()> {
         conns = scaled.round().clamp(1.0, 1024.0) as u32;
     }
     // The same half load, open loop: peak/2 requests per second at evenly spaced send times.
+    let header_lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let run_open = |url: String| {
-        let h: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let h = header_lines.clone();
         tokio::task::spawn_blocking(move || {
-            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             openloop(env!("CARGO_BIN_EXE_openloop"), &url, &h, target, 64, SECS)
         })
     };

@@ -136,14 +136,7 @@ pub fn wrk_on(
 ) -> anyhow::Result<WrkResult> {
     let path = std::env::temp_dir().join(format!("reauth-wrk-{}.lua", std::process::id()));
     std::fs::write(&path, format!("{script}\n{DONE_LUA}"))?;
-    let mut cmd = if pinned() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", &core.to_string(), "wrk"]);
-        c
-    } else {
-        Command::new("wrk")
-    };
-    let out = cmd
+    let out = on_core(core, "wrk")
         .args([
             "-t1",
             &format!("-c{conns}"),
@@ -181,12 +174,24 @@ pub fn parse_result(text: &str) -> anyhow::Result<WrkResult> {
     })
 }
 
+/// `program`, pinned to `core` when the server pinned itself (see `pin_to_core0`).
+fn on_core(core: u32, program: &str) -> Command {
+    if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &core.to_string(), program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
 /// Run the `openloop` client (its path from the bench: `env!("CARGO_BIN_EXE_openloop")`) on
-/// core 1 when the server is pinned: `rate` req/s over `conns` connections for `secs`.
+/// core 1 when the server is pinned: `rate` req/s over `conns` connections for `secs`, sending
+/// `headers` (`"Name: value"` lines).
 pub fn openloop(
     exe: &str,
     url: &str,
-    headers: &[(&str, &str)],
+    headers: &[String],
     rate: f64,
     conns: u32,
     secs: u32,
@@ -195,21 +200,15 @@ pub fn openloop(
         .strip_prefix("http://")
         .ok_or_else(|| anyhow::anyhow!("http:// URL expected: {url}"))?;
     let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut cmd = if pinned() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", exe]);
-        c
-    } else {
-        Command::new(exe)
-    };
+    let mut cmd = on_core(1, exe);
     cmd.args([
         "--addr",
         addr,
         "--path",
         if path.is_empty() { "/" } else { path },
     ]);
-    for (k, v) in headers {
-        cmd.arg("--header").arg(format!("{k}: {v}"));
+    for h in headers {
+        cmd.arg("--header").arg(h);
     }
     let out = cmd
         .args(["--rate", &rate.to_string()])

@@ -173,7 +173,7 @@ fn decorate(res: &mut Response, id: &str, cors: Option<Option<HeaderValue>>, pre
 pub struct Front {
     state: AppState,
     router: Router,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
 }
 
 /// Makes one [`Front`] per connection, remembering the peer address the router's handlers
@@ -197,7 +197,7 @@ impl<'a> Service<IncomingStream<'a, TcpListener>> for MakeFront {
         ready(Ok(Front {
             state: self.state.clone(),
             router: self.router.clone(),
-            peer: Some(*conn.remote_addr()),
+            peer: *conn.remote_addr(),
         }))
     }
 }
@@ -233,9 +233,7 @@ impl Service<Request> for Front {
                 }
             }
         }
-        if let Some(peer) = self.peer {
-            req.extensions_mut().insert(ConnectInfo(peer));
-        }
+        req.extensions_mut().insert(ConnectInfo(self.peer));
         Either::Right(self.router.call(req))
     }
 }

@@ -168,18 +168,7 @@ async fn google_journey_links_accounts_and_refuses_bad_attempts(backend: Backend
             )
         }
     };
-    let authorize = |url: String| async move {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let r = http.get(url).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 303);
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let q: std::collections::HashMap<String, String> =
-            serde_urlencoded::from_str(loc.split_once('?').unwrap().1).unwrap();
-        (q["code"].clone(), q["state"].clone())
-    };
+    let authorize = |url: String| dep.google.approve(url);
     let callback = |code: &str, state: &str, browser: &str| {
         let path = format!("/callback/google?code={code}&state={state}");
         let cookie = format!("reauth_oauth={browser}");
@@ -305,18 +294,11 @@ async fn google_endpoints_come_from_an_oidc_issuer(backend: Backend) {
         "{url}"
     );
     let browser = r.cookie_value("reauth_oauth").unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http.get(url).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let q: std::collections::HashMap<String, String> =
-        serde_urlencoded::from_str(loc.split_once('?').unwrap().1).unwrap();
+    let (code, state) = dep.google.approve(url).await;
     let r = app
         .get(
             &p.host,
-            &format!("/callback/google?code={}&state={}", q["code"], q["state"]),
+            &format!("/callback/google?code={code}&state={state}"),
             &[("cookie", format!("reauth_oauth={browser}"))],
         )
         .await;

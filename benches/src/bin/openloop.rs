@@ -28,7 +28,8 @@ fn args() -> anyhow::Result<Args> {
     let mut path = "/".to_string();
     let mut headers = Vec::new();
     let (mut rate, mut conns, mut secs) = (1000.0, 16, 5);
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args();
+    let _program = it.next();
     while let Some(flag) = it.next() {
         let value = it
             .next()

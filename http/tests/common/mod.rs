@@ -627,6 +627,25 @@ impl FakeGoogle {
         self.state.lock().expect("lock").next = Some(p);
     }
 
+    /// The browser at the provider's authorization `url`: the user approves, and the redirect
+    /// back carries `(code, state)`.
+    pub async fn approve(&self, url: String) -> (String, String) {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http.get(url).send().await.expect("authorize");
+        assert_eq!(r.status().as_u16(), 303);
+        let loc = r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        let (_, query) = loc.split_once('?').expect("query on the redirect");
+        let q: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_str(query).expect("redirect query");
+        (q["code"].clone(), q["state"].clone())
+    }
+
     pub fn token_requests(&self) -> Vec<Value> {
         self.state.lock().expect("lock").token_requests.clone()
     }
