@@ -59,8 +59,6 @@ pub struct MagicLinkRequest {
     pub email: Email,
     /// Already checked against the project's allowed origins.
     pub redirect_to: Option<String>,
-    /// Scheme + host the user is on, e.g. `https://auth.example.com`.
-    pub base_url: String,
     pub now: i64,
 }
 
@@ -106,7 +104,7 @@ pub async fn send_magic_link(
         expires,
     )
     .await?;
-    let link = format!("{}/verify?token={token}", req.base_url);
+    let link = format!("{}/verify?token={token}", origin_url(project)?);
     let ctx = minijinja::context! {
         project_name => project.name.clone(),
         logo_url => project.logo_url.clone(),
@@ -207,6 +205,32 @@ async fn resend_send(
         .map_err(|e| format!("unreadable response: {e}"))
 }
 
+/// Which address a magic link would sign in, consuming nothing: `GET /verify` shows it and asks
+/// for a click, so a mail scanner that prefetches the link burns nothing, and a person sent
+/// someone else's link sees whose account it opens.
+pub async fn peek_magic_link(
+    svc: &Svc,
+    project: &Project,
+    token: &str,
+    now: i64,
+) -> Result<String, LoginError> {
+    if !is_token_shaped(token) {
+        return Err(LoginError::LinkUnknown);
+    }
+    Ok(store::peek_magic_link(&svc.db, &project.id, &hash_token(token), now).await??)
+}
+
+/// `ada.lovelace@example.com` -> `a…@example.com`: enough to recognise, not to harvest.
+pub fn masked_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}…@{domain}")
+        }
+        None => "…".into(),
+    }
+}
+
 /// Redeem a magic link: single use, within its lifetime, at its own project only.
 /// Returns the new session token and where to send the browser.
 pub async fn verify_magic_link(
@@ -276,7 +300,17 @@ pub async fn discover_oidc(issuer: &str) -> anyhow::Result<OidcEndpoints> {
     Ok(e)
 }
 
-fn google_client(svc: &Svc, project: &Project, base_url: &str) -> Result<GoogleClient, LoginError> {
+/// The project's canonical origin: every link and redirect URI starts with it, whatever host
+/// the request came in on.
+fn origin_url(project: &Project) -> Result<String, LoginError> {
+    project
+        .origin
+        .as_ref()
+        .map(crate::model::Origin::url)
+        .ok_or_else(|| LoginError::Internal(anyhow::anyhow!("project {} has no origin", project.id)))
+}
+
+fn google_client(svc: &Svc, project: &Project) -> Result<GoogleClient, LoginError> {
     let (Some(id), Some(secret)) = (&project.google_client_id, &project.google_client_secret)
     else {
         return Err(LoginError::GoogleNotConfigured);
@@ -288,7 +322,7 @@ fn google_client(svc: &Svc, project: &Project, base_url: &str) -> Result<GoogleC
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(AuthUrl::new(s.google_auth_url.clone()).map_err(bad)?)
         .set_token_uri(TokenUrl::new(s.google_token_url.clone()).map_err(bad)?)
-        .set_redirect_uri(RedirectUrl::new(format!("{base_url}/callback/google")).map_err(bad)?)
+        .set_redirect_uri(RedirectUrl::new(format!("{}/callback/google", origin_url(project)?)).map_err(bad)?)
         .set_auth_type(AuthType::RequestBody))
 }
 
@@ -300,9 +334,8 @@ pub async fn google_start(
     project: &Project,
     redirect_to: Option<String>,
     browser_hash: String,
-    base_url: &str,
 ) -> Result<String, LoginError> {
-    let client = google_client(svc, project, base_url)?;
+    let client = google_client(svc, project)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf) = client
         .authorize_url(|| CsrfToken::new(random_token()))
@@ -333,7 +366,6 @@ pub struct GoogleCallback {
     pub state: String,
     /// Hash of the browser-binding cookie set by `/login/google`.
     pub browser_hash: String,
-    pub base_url: String,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub now: i64,
@@ -358,7 +390,7 @@ pub async fn google_finish(
     project: &Project,
     cb: GoogleCallback,
 ) -> Result<(String, String), LoginError> {
-    let client = google_client(svc, project, &cb.base_url)?;
+    let client = google_client(svc, project)?;
     if !is_token_shaped(&cb.state) {
         return Err(LoginError::BadState);
     }

@@ -37,6 +37,10 @@ pub struct Project {
     pub session_ttl_secs: i64,
     pub plans: Vec<PlanMapping>,
     pub version: i64,
+    /// Where the project's hosted pages live, from its configuration alone (see
+    /// [`Origin::of`]); set when the snapshot is published. Every absolute URL reauth emits
+    /// for the project starts with it.
+    pub origin: Option<Origin>,
 }
 
 impl Project {
@@ -62,6 +66,7 @@ impl Project {
             session_ttl_secs: 2_592_000,
             plans: vec![],
             version: 1,
+            origin: None,
         }
     }
 
@@ -97,6 +102,75 @@ impl Project {
 }
 
 pub type ProjectRef = Arc<Project>;
+
+/// A project's canonical origin: `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: &'static str,
+    /// Lower-case, without the port (IPv6 literals in brackets).
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Origin {
+    /// The primary verified custom domain, else `<slug>.<base_domain>`, else the first dev host
+    /// (which may carry a port). `https`, except for loopback and `.localhost` hosts, unless
+    /// `public_scheme` says otherwise. Never derived from a request.
+    pub fn of(p: &Project, base_domain: Option<&str>, public_scheme: Option<&str>) -> Option<Self> {
+        let (host, port) = if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
+            (d.to_ascii_lowercase(), None)
+        } else if let Some(base) = base_domain {
+            (format!("{}.{}", p.slug, base), None)
+        } else {
+            let (h, port) = split_port(p.dev_hosts.first()?);
+            (h.to_ascii_lowercase(), port)
+        };
+        let scheme = match public_scheme {
+            Some("http") => "http",
+            Some(_) => "https",
+            None if is_loopback(&host) => "http",
+            None => "https",
+        };
+        Some(Self { scheme, host, port })
+    }
+
+    /// `scheme://host[:port]`, no trailing slash.
+    pub fn url(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
+            None => format!("{}://{}", self.scheme, self.host),
+        }
+    }
+
+    /// Cookies for this origin carry `Secure`.
+    pub fn secure(&self) -> bool {
+        self.scheme == "https"
+    }
+}
+
+/// `localhost`, `*.localhost`, `127.0.0.0/8` and `[::1]`: browsers treat them as secure
+/// contexts over plain http.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host[:port]` of a configured host (dev hosts may carry a port).
+pub fn split_port(h: &str) -> (&str, Option<u16>) {
+    let h = h.trim();
+    if let Some((name, port)) = h.rsplit_once(':')
+        && !name.is_empty()
+        && (name.ends_with(']') || !name.contains(':'))
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return (name, Some(port));
+    }
+    (h, None)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {

@@ -24,6 +24,14 @@ pub const VERIFY_PER_IP: Limit = Limit {
     max: 30,
     window: Duration::from_secs(5 * 60),
 };
+pub const GOOGLE_START_PER_IP: Limit = Limit {
+    max: 30,
+    window: Duration::from_secs(5 * 60),
+};
+pub const BILLING_PER_USER: Limit = Limit {
+    max: 20,
+    window: Duration::from_secs(10 * 60),
+};
 pub const CALLBACK_PER_IP: Limit = Limit {
     max: 30,
     window: Duration::from_secs(5 * 60),

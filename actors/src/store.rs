@@ -45,6 +45,7 @@ fn project_from_row(r: &AnyRow, key: &MasterKey) -> anyhow::Result<Project> {
         session_ttl_secs: r.try_get("session_ttl_secs")?,
         plans: json_list::<PlanMapping>(&r.try_get::<String, _>("plans")?),
         version: r.try_get("version")?,
+        origin: None,
     })
 }
 
@@ -482,6 +483,32 @@ pub async fn consume_magic_link(
         Some(r) if r.try_get::<Option<i64>, _>("used_at")?.is_some() => LinkProblem::Used,
         Some(_) => LinkProblem::Expired,
     }))
+}
+
+/// The email a magic link would sign in, without using it (the confirmation page).
+pub async fn peek_magic_link(
+    db: &Db,
+    project_id: &str,
+    token_hash: &str,
+    now: i64,
+) -> anyhow::Result<Result<String, LinkProblem>> {
+    let row = sqlx::query(
+        "SELECT email, used_at, expires_at FROM magic_links WHERE token_hash = $1 AND project_id = $2",
+    )
+    .bind(token_hash)
+    .bind(project_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = row else {
+        return Ok(Err(LinkProblem::Unknown));
+    };
+    if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
+        return Ok(Err(LinkProblem::Used));
+    }
+    if r.try_get::<i64, _>("expires_at")? <= now {
+        return Ok(Err(LinkProblem::Expired));
+    }
+    Ok(Ok(r.try_get("email")?))
 }
 
 // ---- oauth states ----

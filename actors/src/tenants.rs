@@ -14,7 +14,8 @@ use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
 
 use crate::billing::{self, BillingError, CheckoutRequest, Outcome};
 use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
-use crate::model::{Project, ProjectRef};
+use crate::model::{Origin, Project, ProjectRef, split_port};
+use reauth_runtime::Settings;
 use crate::services::Svc;
 use crate::session::Sessions;
 use crate::store;
@@ -32,11 +33,11 @@ impl Directory {
         self.by_id.get(id).map(|p| p.value().clone())
     }
 
-    /// The project served on `host` (port ignored, case-insensitive).
+    /// The project served on `host`: a lower-case host name without its port, as the edge's
+    /// strict `Host` parser gives it.
     pub fn by_host(&self, host: &str) -> Option<ProjectRef> {
-        let host = normalize_host(host)?;
-        let id = self.by_host.get(&host)?.value().clone();
-        self.project(&id)
+        let id = self.by_host.get(host)?;
+        self.by_id.get(id.value()).map(|p| p.value().clone())
     }
 
     pub fn projects(&self) -> Vec<ProjectRef> {
@@ -45,7 +46,9 @@ impl Directory {
         v
     }
 
-    fn publish(&self, p: Project, base_domain: Option<&str>) {
+    fn publish(&self, mut p: Project, settings: &Settings) {
+        let base_domain = settings.base_domain.as_deref();
+        p.origin = Origin::of(&p, base_domain, settings.public_scheme.as_deref());
         let hosts = hosts_of(&p, base_domain);
         self.by_host.retain(|_, id| id != &p.id);
         for h in hosts {
@@ -61,26 +64,12 @@ impl Directory {
     }
 }
 
-/// `host[:port]` -> lower-case host without port; rejects junk.
-pub fn normalize_host(host: &str) -> Option<String> {
-    let host = host.trim();
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        // [::1]:8080
-        rest.split(']').next()?
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
-    };
-    let ok = !h.is_empty()
-        && h.len() <= 253
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
-    ok.then(|| h.to_ascii_lowercase())
-}
-
 fn hosts_of(p: &Project, base_domain: Option<&str>) -> Vec<String> {
-    let mut hosts: Vec<String> = p.dev_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let mut hosts: Vec<String> = p
+        .dev_hosts
+        .iter()
+        .map(|h| split_port(h).0.to_ascii_lowercase())
+        .collect();
     if let Some(base) = base_domain {
         hosts.push(format!("{}.{}", p.slug, base));
     }
@@ -98,7 +87,6 @@ pub enum ProjectMsg {
     GoogleStart {
         redirect_to: Option<String>,
         browser_hash: String,
-        base_url: String,
         reply: RpcReplyPort<Result<String, LoginError>>,
     },
     GoogleFinish(
@@ -149,7 +137,7 @@ impl Actor for ProjectActor {
             .await?
             .ok_or_else(|| format!("project {} not found", args.id))?;
         args.directory
-            .publish(p, args.svc.settings.base_domain.as_deref());
+            .publish(p, &args.svc.settings);
         args.directory.actors.insert(args.id.clone(), me);
         let project = args
             .directory
@@ -193,7 +181,7 @@ impl Actor for ProjectActor {
                     state
                         .args
                         .directory
-                        .publish(*p, state.args.svc.settings.base_domain.as_deref());
+                        .publish(*p, &state.args.svc.settings);
                     if let Some(p) = state.args.directory.project(&state.args.id) {
                         state.stripe = billing::client(&state.args.svc, &p);
                         state.project = p;
@@ -209,13 +197,12 @@ impl Actor for ProjectActor {
             ProjectMsg::GoogleStart {
                 redirect_to,
                 browser_hash,
-                base_url,
                 reply,
             } => {
                 let (svc, project) = (state.args.svc.clone(), state.project.clone());
                 tokio::spawn(async move {
                     let r =
-                        login::google_start(&svc, &project, redirect_to, browser_hash, &base_url)
+                        login::google_start(&svc, &project, redirect_to, browser_hash)
                             .await;
                     let _ = reply.send(r);
                 });
@@ -441,14 +428,12 @@ impl Tenants {
         project_id: &str,
         redirect_to: Option<String>,
         browser_hash: String,
-        base_url: String,
     ) -> Result<String, LoginError> {
         self.call(
             project_id,
             |reply| ProjectMsg::GoogleStart {
                 redirect_to,
                 browser_hash,
-                base_url,
                 reply,
             },
             || LoginError::ProjectUnavailable,
@@ -476,23 +461,5 @@ impl Tenants {
 
     pub async fn shutdown(&self, timeout: Duration) {
         self.sup.shutdown(timeout).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_host;
-
-    #[test]
-    fn hosts_are_normalized_and_junk_rejected() {
-        assert_eq!(
-            normalize_host("Auth.Example.com:443").as_deref(),
-            Some("auth.example.com")
-        );
-        assert_eq!(normalize_host("localhost").as_deref(), Some("localhost"));
-        assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("::1"));
-        assert_eq!(normalize_host(""), None);
-        assert_eq!(normalize_host("evil.com/path"), None);
-        assert_eq!(normalize_host("a b"), None);
     }
 }

@@ -20,7 +20,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::error::ApiError;
 use crate::pages::Pages;
 use crate::routes;
 
@@ -145,32 +144,52 @@ pub async fn build(mut settings: Settings, mode: Mode) -> anyhow::Result<AppStat
     })))
 }
 
+/// The public listener's router: hosted pages, SDK, billing, `/healthz` and `/readyz`, and in
+/// dev the outbox. Never `/metrics` or `/ops/*` (those 404 here).
 pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let mut app = Router::new()
         .merge(routes::hosted::router())
         .merge(routes::sdk::router())
         .merge(routes::billing::router())
-        .merge(routes::ops::router());
+        .merge(routes::ops::health());
     if state.mode == Mode::Dev {
         app = app.merge(routes::dev::router());
     }
+    layered(app, state, true)
+}
+
+/// The operator listener's router: `/metrics`, `/ops/*`, `/healthz`, `/readyz`.
+pub fn ops_router(state: AppState) -> Router {
+    let app = Router::new()
+        .merge(routes::ops::router())
+        .merge(routes::ops::health());
+    layered(app, state, false)
+}
+
+/// The layers every listener shares. The edge is outermost so that whatever an inner layer
+/// answers (413 from the body limit, 408 from the timeout, 500 from a caught panic) still gets
+/// the error envelope, the request id, the security headers and a metric.
+fn layered(app: Router<AppState>, state: AppState, public: bool) -> Router {
+    let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    let edge = crate::edge::EdgeState {
+        app: state.clone(),
+        public,
+    };
     app.fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::edge::edge,
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                // A bare 500: the edge turns it into the JSON error or the page.
+                tracing::error!("handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            },
         ))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                ApiError::internal("handler panicked").into_response()
-            },
-        ))
+        .layer(middleware::from_fn_with_state(edge, crate::edge::edge))
         .with_state(state)
 }
 
@@ -185,7 +204,8 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
         format!("http://127.0.0.1:{port}"),
         "http://localhost:3000".to_string(),
     ];
-    let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    // With the port: the first dev host is the demo's canonical origin.
+    let hosts = vec![format!("localhost:{port}"), format!("127.0.0.1:{port}")];
     let id = match store::get_project_by_slug(db, key, "demo").await? {
         Some(p) => {
             let mut merged = origins.clone();
@@ -196,7 +216,7 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
             }
             let patch = store::ProjectPatch {
                 allowed_origins: Some(merged),
-                dev_hosts: Some(hosts),
+                dev_hosts: Some(hosts.clone()),
                 ..Default::default()
             };
             store::update_project(db, key, &p.id, &patch, now_ms()).await?;
@@ -211,7 +231,9 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
             .core
             .directory
             .project(&id)
-            .is_some_and(|p| p.allowed_origins.first() == origins.first())
+            .is_some_and(|p| {
+                p.allowed_origins.first() == origins.first() && p.dev_hosts.first() == hosts.first()
+            })
         {
             return Ok(());
         }
@@ -220,12 +242,15 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
     anyhow::bail!("demo project did not load")
 }
 
-/// A running server. `shutdown()` stops the listener, then the actor tree, then background tasks.
+/// A running server. `shutdown()` stops the listeners, then the actor tree, then background
+/// tasks.
 pub struct AppHandle {
     pub addr: SocketAddr,
+    /// The operator listener, when configured.
+    pub ops_addr: Option<SocketAddr>,
     pub state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,9 +258,9 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 impl AppHandle {
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
-        if let Some(server) = self.server.take() {
+        for server in self.servers.drain(..) {
             let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, server).await;
         }
         self.state.core.shutdown(SHUTDOWN_TIMEOUT).await;
@@ -249,36 +274,60 @@ impl AppHandle {
     }
 }
 
-/// Bind `settings.listen` (port 0 allowed) and serve.
-pub async fn start(settings: Settings, mode: Mode) -> anyhow::Result<AppHandle> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding {}", settings.listen))?;
+        .with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+/// Bind `settings.listen` and `settings.ops_listen` (port 0 allowed) and serve.
+pub async fn start(settings: Settings, mode: Mode) -> anyhow::Result<AppHandle> {
+    let listener = bind(settings.listen, "public").await?;
     let addr = listener.local_addr()?;
+    let ops = match settings.ops_listen {
+        Some(a) => Some(bind(a, "ops (REAUTH_OPS_LISTEN)").await?),
+        None => None,
+    };
+    let ops_addr = ops.as_ref().map(|l| l.local_addr()).transpose()?;
     let state = build(settings, mode).await?;
     if mode == Mode::Dev {
         ensure_demo_project(&state, addr).await?;
     }
-    let svc = crate::edge::MakeFront {
-        state: state.clone(),
-        router: router(state.clone()),
+    let limits = crate::listener::Limits {
+        header_timeout: Duration::from_secs(state.settings.header_timeout_secs.max(1)),
+        max_connections: state.settings.max_connections.max(1),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, svc)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-        {
-            tracing::error!(error = %e, "server error");
-        }
-    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let front_state = state.clone();
+    let public_router = router(state.clone());
+    let mut servers = vec![tokio::spawn(crate::listener::serve(
+        listener,
+        "public",
+        limits,
+        move |peer| crate::edge::Front::new(front_state.clone(), public_router.clone(), peer),
+        until_stopped(stopped.clone()),
+        SHUTDOWN_TIMEOUT,
+    ))];
+    if let Some(ops) = ops {
+        let ops_router = ops_router(state.clone());
+        servers.push(tokio::spawn(crate::listener::serve(
+            ops,
+            "ops",
+            limits,
+            move |_| ops_router.clone(),
+            until_stopped(stopped),
+            SHUTDOWN_TIMEOUT,
+        )));
+    }
     Ok(AppHandle {
         addr,
+        ops_addr,
         state,
         stop: Some(stop),
-        server: Some(server),
+        servers,
     })
 }
 

@@ -36,6 +36,19 @@ struct StoreFlags {
     /// Directory of the embedded database and dev master key (REAUTH_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Operator listener for /metrics and /ops/* (REAUTH_OPS_LISTEN; `off` to turn it off).
+    #[arg(long)]
+    ops_listen: Option<String>,
+}
+
+#[derive(Args, Clone, Default)]
+struct DevFlags {
+    #[command(flatten)]
+    store: StoreFlags,
+    /// Let `dev` listen on a non-loopback address. Its outbox shows every sign-in link, so
+    /// anyone who can reach it can sign in as anyone.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,7 +56,7 @@ enum Cmd {
     /// Run in production: configured database and cache; requires REAUTH_MASTER_KEY.
     Serve(StoreFlags),
     /// Run the embedded default: SQLite, in-process cache, dev outbox, demo project on localhost.
-    Dev(StoreFlags),
+    Dev(DevFlags),
     /// Apply database migrations and exit.
     Migrate(StoreFlags),
     /// Manage projects.
@@ -165,6 +178,9 @@ fn settings(config: Option<&PathBuf>, flags: &StoreFlags) -> anyhow::Result<Sett
     if let Some(d) = &flags.data_dir {
         s.data_dir = d.clone();
     }
+    if let Some(o) = &flags.ops_listen {
+        s.set("ops_listen", if o == "off" { "" } else { o })?;
+    }
     Ok(s)
 }
 
@@ -172,7 +188,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config.as_ref();
     match cli.cmd {
         Cmd::Serve(flags) => serve(settings(config, &flags)?, Mode::Serve).await,
-        Cmd::Dev(flags) => serve(settings(config, &flags)?, Mode::Dev).await,
+        Cmd::Dev(flags) => {
+            let s = settings(config, &flags.store)?;
+            check_dev_listen(&s, flags.allow_remote)?;
+            serve(s, Mode::Dev).await
+        }
         Cmd::Migrate(flags) => {
             let s = settings(config, &flags)?;
             crate::telemetry::init("warn", s.log_format);
@@ -184,18 +204,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `dev` serves every sign-in link at `/dev/outbox`: on a reachable address that is an open
+/// door, so it takes an explicit `--allow-remote`.
+fn check_dev_listen(s: &Settings, allow_remote: bool) -> anyhow::Result<()> {
+    let exposed = |a: &std::net::SocketAddr| !a.ip().is_loopback();
+    if allow_remote {
+        return Ok(());
+    }
+    if exposed(&s.listen) {
+        anyhow::bail!(
+            "`reauth dev` refuses to listen on {}: its dev outbox (/dev/outbox) shows every sign-in link, so anyone who reaches it can sign in as anyone. Listen on 127.0.0.1, use `reauth serve` for a reachable instance, or pass --allow-remote if you really mean it",
+            s.listen
+        );
+    }
+    if let Some(o) = s.ops_listen.as_ref().filter(|a| exposed(a)) {
+        anyhow::bail!(
+            "`reauth dev` refuses to serve /metrics and /ops on {o} (not loopback); pass --allow-remote if you really mean it"
+        );
+    }
+    Ok(())
+}
+
+/// One warning per `REAUTH_*` variable that names no setting (a typo is otherwise silent).
+fn warn_unknown_env(s: &Settings) {
+    for (name, hint) in &s.unknown_env {
+        match hint {
+            Some(h) => tracing::warn!(variable = %name, "unknown setting {name}; did you mean {h}?"),
+            None => tracing::warn!(variable = %name, "unknown setting {name}; it is ignored (see the README's configuration table)"),
+        }
+    }
+}
+
 async fn serve(s: Settings, mode: Mode) -> anyhow::Result<()> {
     crate::telemetry::init(&s.log_level, s.log_format);
+    warn_unknown_env(&s);
     let handle = app::start(s.clone(), mode).await?;
     let addr = handle.addr;
-    tracing::info!(%addr, ?mode, database = if s.database_url.is_some() { "configured" } else { "embedded sqlite" }, cache = handle.state.core.svc.cache.kind(), "reauth listening");
+    let ops = handle.ops_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(%addr, %ops, ?mode, database = if s.database_url.is_some() { "configured" } else { "embedded sqlite" }, cache = handle.state.core.svc.cache.kind(), "reauth listening");
     if mode == Mode::Dev {
         let port = addr.port();
         eprintln!("\n  reauth dev is running\n");
         eprintln!("  Sign in:      http://localhost:{port}/login");
         eprintln!("  Dev outbox:   http://localhost:{port}/dev/outbox");
         eprintln!("  Current user: http://localhost:{port}/v1/user");
-        eprintln!("  Metrics:      http://localhost:{port}/metrics\n");
+        match handle.ops_addr {
+            Some(o) => eprintln!("  Metrics:      http://{o}/metrics\n"),
+            None => eprintln!(),
+        }
     }
     handle.run_until(app::shutdown_signal()).await;
     Ok(())
@@ -335,6 +391,11 @@ pub fn parse_plan(s: &str) -> anyhow::Result<PlanMapping> {
 fn patch_from(a: &UpdateArgs) -> anyhow::Result<ProjectPatch> {
     for o in &a.allowed_origins {
         check_origin(o)?;
+    }
+    for h in &a.dev_hosts {
+        if crate::host::parse(h).is_err() {
+            anyhow::bail!("--dev-host {h:?} must be host[:port] (a name, IPv4 or [IPv6])");
+        }
     }
     if let Some(c) = &a.accent_color
         && !c.is_empty()

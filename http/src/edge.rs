@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
-use axum::serve::IncomingStream;
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::future::Either;
@@ -29,13 +28,13 @@ use metrics::{Counter, Histogram};
 use reauth_actors::model::UserView;
 use reauth_actors::session::Resident;
 use reauth_runtime::now_ms;
-use tokio::net::TcpListener;
 use tower::Service;
 use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::{ApiError, Code};
 use crate::extract;
+use crate::pages::Brand;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -88,7 +87,16 @@ fn handles(key: HandleKey) -> (Counter, Histogram) {
     h
 }
 
-pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Which listener a request came in on: the public one routes by `Host` and refuses a
+/// malformed one; the ops listener serves operators only and routes by path.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub app: AppState,
+    pub public: bool,
+}
+
+pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Response {
+    let st = &es.app;
     let start = Instant::now();
     let id = request_id();
     let route = req
@@ -97,15 +105,17 @@ pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Respo
         .map_or("unmatched", |m| m.as_str())
         .to_string();
     let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let span = tracing::debug_span!("request", id = %id, method = %method, route = %route);
 
-    let cors = req
-        .uri()
-        .path()
-        .starts_with("/v1/")
-        .then(|| allowed_origin(&st, &req));
+    let cors = (es.public && path.starts_with("/v1/")).then(|| allowed_origin(st, &req));
     let preflight = method == Method::OPTIONS && cors.is_some();
-    let mut res = if preflight {
+    let project = es.public.then(|| extract::project(st, req.headers())).flatten();
+    let mut res = if let (true, Err(e)) = (es.public, extract::host(req.headers())) {
+        // The Host only selects a project; one that is not a plain host[:port] selects nothing
+        // and is refused before any handler could build a URL or a log line from it.
+        ApiError::new(Code::InvalidHost, e.to_string()).into_response()
+    } else if preflight {
         match &cors {
             Some(Some(_)) => StatusCode::NO_CONTENT.into_response(),
             _ => ApiError::new(Code::Forbidden, "origin not allowed").into_response(),
@@ -113,11 +123,83 @@ pub async fn edge(State(st): State<AppState>, req: Request, next: Next) -> Respo
     } else {
         next.run(req).instrument(span).await
     };
+    if res.status().is_client_error() || res.status().is_server_error() {
+        res = envelope(st, res, &path, project.as_ref()).await;
+    }
     decorate(&mut res, &id, cors, preflight);
     let (count, latency) = handles((route, method, res.status().as_u16()));
     count.increment(1);
     latency.record(start.elapsed().as_secs_f64());
     res
+}
+
+/// Errors made outside our handlers (extractor rejections, the body limit, the timeout, a
+/// caught panic, axum's own 4xx) arrive as plain text or an empty body: give them the one
+/// envelope — `{"error":{"code","message"}}` on API paths, a readable page on hosted ones.
+/// Responses that already are JSON or a page pass unchanged.
+async fn envelope(
+    st: &AppState,
+    res: Response,
+    path: &str,
+    project: Option<&reauth_actors::model::ProjectRef>,
+) -> Response {
+    let ours = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/html")
+    });
+    if ours {
+        return res;
+    }
+    let status = res.status();
+    let (code, generic) = match status.as_u16() {
+        400 => (Code::InvalidRequest, "the request could not be read"),
+        401 => (Code::Unauthenticated, "no valid session"),
+        403 => (Code::Forbidden, "not allowed"),
+        404 => (Code::NotFound, "no such endpoint"),
+        405 => (Code::MethodNotAllowed, "this method is not allowed here"),
+        408 => (Code::Timeout, "the request took too long; try again"),
+        413 => (Code::PayloadTooLarge, "the request body is too large (64 KiB at most)"),
+        415 => (Code::InvalidRequest, "unsupported content type"),
+        422 => (Code::InvalidRequest, "the request body could not be read"),
+        429 => (Code::RateLimited, "too many requests; try again later"),
+        500..=599 => (Code::Internal, "something went wrong on our side"),
+        _ => (Code::InvalidRequest, "the request could not be served"),
+    };
+    // A rejection's own text says what was wrong with the input (axum's are about the
+    // request, never about us); 5xx detail stays in the logs.
+    let detail = if status.is_client_error() && !matches!(status.as_u16(), 408 | 413) {
+        axum::body::to_bytes(res.into_body(), 1024)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(|t| t.trim().chars().take(200).collect::<String>())
+            .filter(|t| !t.is_empty())
+    } else {
+        None
+    };
+    let message = detail.map_or_else(|| generic.to_string(), |d| format!("{generic}: {d}"));
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), path, "request failed");
+    }
+    if crate::routes::wants_json(path) {
+        let mut e = ApiError::new(code, message);
+        e.status = Some(status);
+        return e.into_response();
+    }
+    let brand = project.map_or_else(Brand::neutral, |p| Brand::of(p));
+    let (heading, text) = match status.as_u16() {
+        404 => ("Page not found", "There is nothing at this address.".to_string()),
+        405 => ("Not allowed", "This page cannot be used that way.".to_string()),
+        408 => ("Too slow", "The request took too long. Please try again.".to_string()),
+        413 => ("Too large", "What was sent is too large.".to_string()),
+        500..=599 => (
+            "Something went wrong",
+            "We could not complete this just now. Please try again in a moment.".to_string(),
+        ),
+        _ => ("Request not understood", format!("{message}.")),
+    };
+    st.pages
+        .message(status, &brand, heading, &text, Some(("/login", "Go to sign in")))
 }
 
 /// What every response gets: the request id, the security headers (page headers on HTML),
@@ -176,29 +258,14 @@ pub struct Front {
     peer: SocketAddr,
 }
 
-/// Makes one [`Front`] per connection, remembering the peer address the router's handlers
-/// read as `ConnectInfo` (rate limits by IP).
-#[derive(Clone)]
-pub struct MakeFront {
-    pub state: AppState,
-    pub router: Router,
-}
-
-impl<'a> Service<IncomingStream<'a, TcpListener>> for MakeFront {
-    type Response = Front;
-    type Error = Infallible;
-    type Future = Ready<Result<Front, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, conn: IncomingStream<'a, TcpListener>) -> Self::Future {
-        ready(Ok(Front {
-            state: self.state.clone(),
-            router: self.router.clone(),
-            peer: *conn.remote_addr(),
-        }))
+impl Front {
+    /// The service of one connection from `peer` (which handlers read as `ConnectInfo`).
+    pub fn new(state: AppState, router: Router, peer: SocketAddr) -> Self {
+        Self {
+            state,
+            router,
+            peer,
+        }
     }
 }
 

@@ -29,6 +29,7 @@ macro_rules! codes {
 codes! {
     Unauthenticated => "unauthenticated", UNAUTHORIZED;
     InvalidRequest => "invalid_request", BAD_REQUEST;
+    InvalidHost => "invalid_host", BAD_REQUEST;
     InvalidEmail => "invalid_email", BAD_REQUEST;
     InvalidRedirect => "invalid_redirect", BAD_REQUEST;
     NotFound => "not_found", NOT_FOUND;
@@ -52,7 +53,10 @@ codes! {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
+    /// Seconds until a retry can succeed: `Retry-After` and `retry_after` in the body.
     pub retry_after: Option<u64>,
+    /// The status when it is not the code's own (an axum 415 is still `invalid_request`).
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -61,6 +65,19 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            status: None,
+        }
+    }
+
+    /// 429 with the wait in the header and the body.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs().max(1);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                Code::RateLimited,
+                format!("too many requests; retry in {secs} seconds"),
+            )
         }
     }
 
@@ -85,10 +102,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code.as_str(), "message": self.message }
-        });
-        let mut res = (self.code.status(), Json(body)).into_response();
+        let mut error = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(s) = self.retry_after {
+            error["retry_after"] = s.into();
+        }
+        let status = self.status.unwrap_or_else(|| self.code.status());
+        let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

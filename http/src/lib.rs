@@ -6,6 +6,8 @@ pub mod cli;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod host;
+pub mod listener;
 pub mod pages;
 pub mod routes;
 pub mod telemetry;

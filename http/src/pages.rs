@@ -58,6 +58,7 @@ impl Pages {
             include_str!("../../templates/check_email.html"),
         )?;
         env.add_template("message.html", include_str!("../../templates/message.html"))?;
+        env.add_template("verify.html", include_str!("../../templates/verify.html"))?;
         env.add_template("account.html", include_str!("../../templates/account.html"))?;
         Ok(Self { env })
     }

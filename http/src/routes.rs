@@ -16,7 +16,11 @@ use crate::pages::Brand;
 
 /// JSON for API paths, a page for people.
 pub fn wants_json(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/webhooks/") || path.starts_with("/ops/")
+    path.starts_with("/v1/")
+        || path.starts_with("/webhooks/")
+        || path.starts_with("/api/")
+        || path.starts_with("/ops/")
+        || matches!(path, "/metrics" | "/healthz" | "/readyz")
 }
 
 pub async fn not_found(State(st): State<AppState>, uri: Uri) -> Response {

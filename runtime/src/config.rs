@@ -52,8 +52,20 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Seconds a session actor may sit idle before it is passivated.
     pub session_idle_secs: u64,
-    /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy.
-    pub trust_proxy: bool,
+    /// Peers (reverse proxies) whose `X-Forwarded-For` is believed: the client is the rightmost
+    /// hop not in this set. Empty = the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The operator listener (`/metrics`, `/ops/*`); `None` = not served.
+    pub ops_listen: Option<SocketAddr>,
+    /// `http` or `https` for every emitted URL; `None` = https except on loopback hosts.
+    pub public_scheme: Option<String>,
+    /// A connection must send a request's headers within this many seconds; an idle
+    /// keep-alive connection is closed after as long.
+    pub header_timeout_secs: u64,
+    /// Connections served at once; the listener stops accepting beyond.
+    pub max_connections: usize,
+    /// `REAUTH_*` variables that name no setting (with the closest known name), for a warning.
+    pub unknown_env: Vec<(String, Option<String>)>,
     pub resend_api_url: String,
     pub google_auth_url: String,
     pub google_token_url: String,
@@ -78,7 +90,12 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             request_timeout_secs: 15,
             session_idle_secs: 300,
-            trust_proxy: false,
+            trusted_proxies: vec![],
+            ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+            public_scheme: None,
+            header_timeout_secs: 10,
+            max_connections: 4096,
+            unknown_env: vec![],
             resend_api_url: "https://api.resend.com".into(),
             google_auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
             google_token_url: "https://oauth2.googleapis.com/token".into(),
@@ -103,7 +120,11 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "request_timeout_secs",
     "session_idle_secs",
-    "trust_proxy",
+    "trusted_proxies",
+    "ops_listen",
+    "public_scheme",
+    "header_timeout_secs",
+    "max_connections",
     "resend_api_url",
     "google_auth_url",
     "google_token_url",
@@ -111,6 +132,44 @@ pub const KEYS: &[&str] = &[
     "google_issuer",
     "stripe_api_url",
 ];
+
+/// `REAUTH_*` variables read by the CLI or the test tools rather than by [`Settings`].
+pub const OTHER_ENV: &[&str] = &[
+    "REAUTH_CONFIG",
+    "REAUTH_PROJECT_RESEND_API_KEY",
+    "REAUTH_PROJECT_GOOGLE_CLIENT_SECRET",
+    "REAUTH_PROJECT_STRIPE_SECRET_KEY",
+    "REAUTH_PROJECT_STRIPE_WEBHOOK_SECRET",
+    "REAUTH_BIN",
+    "REAUTH_URL",
+    "REAUTH_TEST_REDIS_URL",
+    "REAUTH_TEST_PG_ADMIN_URL",
+];
+
+/// The known name closest to `name` (edit distance at most 3), for "did you mean".
+pub fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
 
 impl Settings {
     /// Defaults, then the TOML file (if any), then `REAUTH_*` variables from `env`.
@@ -129,6 +188,12 @@ impl Settings {
                     toml::Value::String(s) => s,
                     other => other.to_string(),
                 };
+                if !KEYS.contains(&k.as_str()) {
+                    let hint = closest(&k, KEYS.iter().copied())
+                        .map(|c| format!(" (did you mean {c:?}?)"))
+                        .unwrap_or_default();
+                    bail!("in {}: unknown key {k:?}{hint}", path.display());
+                }
                 s.set(&k, &v)
                     .with_context(|| format!("in {}: key {k}", path.display()))?;
             }
@@ -140,6 +205,10 @@ impl Settings {
             let name = name.to_ascii_lowercase();
             if KEYS.contains(&name.as_str()) {
                 s.set(&name, &v).with_context(|| format!("in ${k}"))?;
+            } else if !OTHER_ENV.contains(&k.as_str()) {
+                let hint = closest(&name, KEYS.iter().copied())
+                    .map(|c| format!("REAUTH_{}", c.to_ascii_uppercase()));
+                s.unknown_env.push((k.clone(), hint));
             }
         }
         Ok(s)
@@ -172,11 +241,39 @@ impl Settings {
             }
             "request_timeout_secs" => self.request_timeout_secs = parse_num(value)?,
             "session_idle_secs" => self.session_idle_secs = parse_num(value)?,
-            "trust_proxy" => {
-                self.trust_proxy = match value {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" | "" => false,
-                    _ => bail!("trust_proxy must be true or false, got {value:?}"),
+            "trusted_proxies" => {
+                self.trusted_proxies = value
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(parse_cidr)
+                    .collect::<anyhow::Result<_>>()?
+            }
+            "ops_listen" => {
+                self.ops_listen = match value.trim() {
+                    "" | "off" | "none" => None,
+                    v => Some(v.parse().with_context(|| {
+                        format!("ops_listen must be host:port (or empty to turn it off), got {value:?}")
+                    })?),
+                }
+            }
+            "public_scheme" => {
+                self.public_scheme = match value.trim() {
+                    "" => None,
+                    v @ ("http" | "https") => Some(v.to_string()),
+                    _ => bail!("public_scheme must be http or https, got {value:?}"),
+                }
+            }
+            "header_timeout_secs" => {
+                self.header_timeout_secs = parse_num(value)?;
+                if self.header_timeout_secs == 0 {
+                    bail!("header_timeout_secs must be at least 1");
+                }
+            }
+            "max_connections" => {
+                self.max_connections = usize::try_from(parse_num(value)?)?;
+                if self.max_connections == 0 {
+                    bail!("max_connections must be at least 1");
                 }
             }
             "resend_api_url" => self.resend_api_url = value.trim_end_matches('/').to_string(),
@@ -198,6 +295,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a single host).
+fn parse_cidr(c: &str) -> anyhow::Result<ipnet::IpNet> {
+    if let Ok(net) = c.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    c.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .with_context(|| format!("trusted_proxies: {c:?} is not a CIDR (10.0.0.0/8) or an address"))
 }
 
 fn parse_num(v: &str) -> anyhow::Result<u64> {
@@ -258,6 +365,79 @@ mod tests {
             s.google_issuer.as_deref(),
             Some("https://accounts.google.com")
         );
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_the_closest_setting() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("REAUTH_LISTN", "0.0.0.0:1"),
+                ("REAUTH_TRUST_PROXY", "true"),
+                ("REAUTH_ZZZZZZZZZZZZ", "1"),
+                ("REAUTH_CONFIG", "x.toml"),
+                ("REAUTH_PROJECT_RESEND_API_KEY", "re_x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080", "a typo changes nothing");
+        assert_eq!(
+            s.unknown_env,
+            vec![
+                ("REAUTH_LISTN".into(), Some("REAUTH_LISTEN".into())),
+                ("REAUTH_TRUST_PROXY".into(), None),
+                ("REAUTH_ZZZZZZZZZZZZ".into(), None),
+            ]
+        );
+        assert_eq!(
+            closest("trust_proxy", KEYS.iter().copied()),
+            None,
+            "too far from trusted_proxies to guess"
+        );
+        assert_eq!(closest("base_domian", KEYS.iter().copied()), Some("base_domain"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors_with_a_hint() {
+        let dir = std::env::temp_dir().join(format!("reauth-cfg-typo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("reauth.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[])).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("unknown key \"lisen\"") && msg.contains("\"listen\""), "{msg}");
+    }
+
+    #[test]
+    fn listener_and_proxy_settings_parse() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("REAUTH_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ::1/128"),
+                ("REAUTH_OPS_LISTEN", ""),
+                ("REAUTH_PUBLIC_SCHEME", "http"),
+                ("REAUTH_HEADER_TIMEOUT_SECS", "3"),
+                ("REAUTH_MAX_CONNECTIONS", "50"),
+            ]),
+        )
+        .unwrap();
+        let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+        assert_eq!(s.ops_listen, None);
+        assert_eq!(s.public_scheme.as_deref(), Some("http"));
+        assert_eq!((s.header_timeout_secs, s.max_connections), (3, 50));
+        assert_eq!(
+            Settings::default().ops_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9091")
+        );
+        for (k, v) in [
+            ("REAUTH_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("REAUTH_PUBLIC_SCHEME", "ftp"),
+            ("REAUTH_HEADER_TIMEOUT_SECS", "0"),
+            ("REAUTH_OPS_LISTEN", "nope"),
+        ] {
+            assert!(Settings::load(None, env(&[(k, v)])).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

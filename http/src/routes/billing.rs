@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use reauth_actors::billing::{BillingError, CheckoutRequest};
+use reauth_actors::ratelimit;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,6 +40,19 @@ fn billing_error(e: BillingError) -> ApiError {
         }
         BillingError::Store(e) => ApiError::unavailable(e),
     }
+}
+
+/// Each Checkout or Portal session is a call to Stripe on the customer's key: a budget per user.
+async fn per_user_limit(st: &AppState, project_id: &str, user_id: &str) -> Result<(), ApiError> {
+    ratelimit::hit(
+        &st.core.svc.cache,
+        "billing_user",
+        project_id,
+        user_id,
+        ratelimit::BILLING_PER_USER,
+    )
+    .await
+    .map_err(ApiError::rate_limited)
 }
 
 async fn webhook(
@@ -100,6 +114,7 @@ async fn checkout(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (project, view) = resolve(&st, &headers).await?;
+    per_user_limit(&st, &project.id, &view.user_id).await?;
     let b: CheckoutBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             Code::InvalidRequest,
@@ -132,6 +147,7 @@ async fn portal(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (project, view) = resolve(&st, &headers).await?;
+    per_user_limit(&st, &project.id, &view.user_id).await?;
     let b: PortalBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             Code::InvalidRequest,

@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_page))
         .route("/login/email", post(login_email))
-        .route("/verify", get(verify))
+        .route("/verify", get(verify_page).post(verify))
         .route("/login/google", get(google_start))
         .route("/callback/google", get(google_callback))
         .route("/logout", post(logout))
@@ -83,20 +83,42 @@ fn csrf_for(token: &str) -> String {
     hash_token(&format!("csrf:{token}"))
 }
 
-fn session_cookie(p: &ProjectRef, headers: &HeaderMap, token: &str, max_age: i64) -> HeaderValue {
-    let host = extract::host(headers).unwrap_or_default();
-    let mut c =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}");
-    if !extract::is_local(&host) {
-        c.push_str("; Secure");
+/// `; Secure` when the project's canonical origin is https.
+fn secure_attr(p: &ProjectRef) -> &'static str {
+    if extract::origin(p).is_none_or(|o| o.secure()) {
+        "; Secure"
+    } else {
+        ""
     }
-    if let Some(d) = extract::cookie_domain(p, &host) {
+}
+
+fn session_cookie(p: &ProjectRef, headers: &HeaderMap, token: &str, max_age: i64) -> HeaderValue {
+    let mut c = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        secure_attr(p)
+    );
+    if let Some(d) = extract::cookie_domain(p, headers) {
         c.push_str(&format!("; Domain={d}"));
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn too_many(st: &AppState, p: &ProjectRef, retry: Duration, back: &str) -> Response {
+/// Pages a person opens on an alias host (`127.0.0.1` for `localhost`, `<slug>.<base>` for a
+/// verified custom domain) move to the canonical origin first, so the cookies they set are the
+/// ones later requests carry.
+fn to_canonical(p: &ProjectRef, req: &Request) -> Option<Response> {
+    if extract::on_canonical_host(p, req.headers()) {
+        return None;
+    }
+    let o = extract::origin(p)?;
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    Some(Redirect::temporary(&format!("{}{path}", o.url())).into_response())
+}
+
+pub fn too_many(st: &AppState, p: &ProjectRef, retry: Duration, back: &str) -> Response {
     let secs = retry.as_secs().max(1);
     let mut res = st.pages.message(
         StatusCode::TOO_MANY_REQUESTS,
@@ -161,8 +183,8 @@ fn login_error_page(st: &AppState, p: &ProjectRef, e: &LoginError, back: &str) -
         ),
         LoginError::GoogleNotConfigured => (
             StatusCode::NOT_FOUND,
-            "Google sign-in unavailable",
-            "This application does not offer Google sign-in.",
+            "Google sign-in is not enabled",
+            "Google sign-in is not enabled for this project. Sign in with your email instead.",
         ),
         LoginError::BadState => (
             StatusCode::BAD_REQUEST,
@@ -211,6 +233,9 @@ async fn login_page(State(st): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Some(r) = to_canonical(&p, &req) {
+        return r;
+    }
     let q: LoginQuery = query(&req);
     let redirect_to = checked_redirect(&p, q.redirect_to.as_deref());
     render_login(&st, &p, redirect_to.as_deref(), None, None, StatusCode::OK)
@@ -248,7 +273,6 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let client = extract::client(&st, &req);
-    let headers = req.headers().clone();
     let form: EmailForm = match Form::<EmailForm>::from_request(req, &st).await {
         Ok(Form(f)) => f,
         Err(_) => {
@@ -292,7 +316,6 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
     let req = MagicLinkRequest {
         email: email.clone(),
         redirect_to: redirect_to.clone(),
-        base_url: extract::base_url(&st, &headers),
         now: now_ms(),
     };
     match st.core.tenants.send_magic_link(&p.id, req).await {
@@ -318,7 +341,15 @@ struct VerifyQuery {
     token: Option<String>,
 }
 
-async fn verify(State(st): State<AppState>, req: Request) -> Response {
+const VERIFY_COOKIE: &str = "reauth_verify";
+
+fn verify_csrf(nonce: &str, token: &str) -> String {
+    hash_token(&format!("verify:{nonce}:{token}"))
+}
+
+/// `GET /verify?token=`: consumes nothing. Shows whose account the link opens and a button that
+/// POSTs it. A mail scanner's prefetch, a link preview or a cross-site GET burns no link.
+async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
     let p = match project_of(&st, req.headers()) {
         Ok(p) => p,
         Err(r) => return r,
@@ -331,11 +362,84 @@ async fn verify(State(st): State<AppState>, req: Request) -> Response {
     }
     let q: VerifyQuery = query(&req);
     let token = q.token.unwrap_or_default();
+    let email = match login::peek_magic_link(&st.core.svc, &p, &token, now_ms()).await {
+        Ok(e) => e,
+        Err(e) => return login_error_page(&st, &p, &e, "/login"),
+    };
+    // Double-submit: the form's token is bound to a same-site cookie set here, so a page on
+    // another site cannot make a browser POST a link (its own, or a victim's).
+    let nonce = random_token();
+    let mut res = st.pages.render(
+        StatusCode::OK,
+        "verify.html",
+        context! {
+            project => Serde(Brand::of(&p)),
+            email => login::masked_email(&email),
+            token => token.as_str(),
+            csrf => verify_csrf(&nonce, &token),
+        },
+    );
+    let cookie = format!(
+        "{VERIFY_COOKIE}={nonce}; Path=/verify; HttpOnly; SameSite=Strict; Max-Age=900{}",
+        secure_attr(&p)
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The token is in this page's URL: keep it out of Referer headers.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
+
+#[derive(Deserialize, Default)]
+struct VerifyForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /verify`: the click. Same-site only (the cookie from the page, the form's token bound
+/// to it, and a present `Origin` must be the project's); then the link is used, once.
+async fn verify(State(st): State<AppState>, req: Request) -> Response {
+    let p = match project_of(&st, req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client = extract::client(&st, &req);
+    if let Some(ip) = &client.ip
+        && let Err(r) = limit(&st, &p, "verify_ip", ip, ratelimit::VERIFY_PER_IP).await
+    {
+        return r;
+    }
+    let headers = req.headers().clone();
+    let form: VerifyForm = match Form::<VerifyForm>::from_request(req, &st).await {
+        Ok(Form(f)) => f,
+        Err(_) => VerifyForm::default(),
+    };
+    let nonce = extract::cookie(&headers, VERIFY_COOKIE).unwrap_or_default();
+    if !same_origin(&p, &headers)
+        || nonce.is_empty()
+        || !ct_eq(
+            form.csrf.as_bytes(),
+            verify_csrf(nonce, &form.token).as_bytes(),
+        )
+    {
+        return st.pages.message(
+            StatusCode::FORBIDDEN,
+            &Brand::of(&p),
+            "Sign-in not confirmed",
+            "This sign-in was not confirmed from the page of the link. Open the link from your email again and press Continue.",
+            Some(("/login", "Back to sign in")),
+        );
+    }
     match login::verify_magic_link(
         &st.core.svc,
         &st.core.sessions,
         &p,
-        &token,
+        &form.token,
         client.user_agent.as_deref(),
         client.ip.as_deref(),
         now_ms(),
@@ -345,10 +449,23 @@ async fn verify(State(st): State<AppState>, req: Request) -> Response {
         Ok((session_token, redirect)) => {
             let target =
                 checked_redirect(&p, redirect.as_deref()).unwrap_or_else(|| default_target(&p));
-            signed_in(&p, req.headers(), &session_token, &target)
+            let mut res = signed_in(&p, &headers, &session_token, &target);
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static("reauth_verify=; Path=/verify; HttpOnly; Max-Age=0"),
+            );
+            res
         }
         Err(e) => login_error_page(&st, &p, &e, "/login"),
     }
+}
+
+/// A present `Origin` is the project's canonical origin (browsers send it on every POST).
+fn same_origin(p: &ProjectRef, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    extract::origin(p).is_some_and(|o| o.url().eq_ignore_ascii_case(origin))
 }
 
 /// 303 to `target` with the session cookie set.
@@ -368,26 +485,39 @@ async fn google_start(State(st): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if !p.google_enabled() {
+        return st.pages.message(
+            StatusCode::NOT_FOUND,
+            &Brand::of(&p),
+            "Google sign-in is not enabled",
+            "Google sign-in is not enabled for this project. Sign in with your email instead.",
+            Some(("/login", "Back to sign in")),
+        );
+    }
+    if let Some(r) = to_canonical(&p, &req) {
+        return r;
+    }
+    // Each start writes a row: strangers get a budget per IP.
+    let client = extract::client(&st, &req);
+    if let Some(ip) = &client.ip
+        && let Err(r) = limit(&st, &p, "google_ip", ip, ratelimit::GOOGLE_START_PER_IP).await
+    {
+        return r;
+    }
     let q: LoginQuery = query(&req);
     let redirect_to = checked_redirect(&p, q.redirect_to.as_deref());
     // Bind the attempt to this browser: the callback must present the same cookie.
     let nonce = random_token();
-    let base = extract::base_url(&st, req.headers());
     match st
         .core
         .tenants
-        .google_start(&p.id, redirect_to.clone(), hash_token(&nonce), base)
+        .google_start(&p.id, redirect_to.clone(), hash_token(&nonce))
         .await
     {
         Ok(url) => {
-            let host = extract::host(req.headers()).unwrap_or_default();
-            let secure = if extract::is_local(&host) {
-                ""
-            } else {
-                "; Secure"
-            };
             let cookie = format!(
-                "{OAUTH_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+                "{OAUTH_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{}",
+                secure_attr(&p)
             );
             let mut res = Redirect::to(&url).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -435,7 +565,6 @@ async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
         code,
         state,
         browser_hash: hash_token(browser),
-        base_url: extract::base_url(&st, req.headers()),
         user_agent: client.user_agent,
         ip: client.ip,
         now: now_ms(),
@@ -462,6 +591,9 @@ async fn home(State(st): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Some(r) = to_canonical(&p, &req) {
+        return r;
+    }
     let Some(token) = extract::token(req.headers()) else {
         return Redirect::to("/login").into_response();
     };
@@ -504,11 +636,7 @@ async fn logout(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let headers = req.headers().clone();
-    let base = extract::base_url(&st, &headers);
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .is_none_or(|o| o.eq_ignore_ascii_case(&base));
+    let origin_ok = same_origin(&p, &headers);
     let token = extract::cookie(&headers, SESSION_COOKIE).map(str::to_string);
     let form: LogoutForm = match Form::<LogoutForm>::from_request(req, &st).await {
         Ok(Form(f)) => f,

@@ -1,4 +1,5 @@
-//! Operator endpoints: liveness, readiness, Prometheus metrics, the supervision tree.
+//! Operator endpoints: liveness and readiness (both listeners), Prometheus metrics and the
+//! supervision tree (the ops listener only).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,10 +10,16 @@ use serde_json::json;
 
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
+/// Liveness and readiness: on both listeners (load balancers probe the public one).
+pub fn health() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+}
+
+/// Operators only: mounted on the ops listener, never on tenant hosts.
+pub fn router() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(prometheus))
         .route("/ops/supervision", get(supervision))
 }

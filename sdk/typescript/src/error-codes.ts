@@ -4,6 +4,7 @@
 export const ERROR_CODES = [
   "unauthenticated",
   "invalid_request",
+  "invalid_host",
   "invalid_email",
   "invalid_redirect",
   "not_found",
