@@ -307,7 +307,9 @@ fn origin_url(project: &Project) -> Result<String, LoginError> {
         .origin
         .as_ref()
         .map(crate::model::Origin::url)
-        .ok_or_else(|| LoginError::Internal(anyhow::anyhow!("project {} has no origin", project.id)))
+        .ok_or_else(|| {
+            LoginError::Internal(anyhow::anyhow!("project {} has no origin", project.id))
+        })
 }
 
 fn google_client(svc: &Svc, project: &Project) -> Result<GoogleClient, LoginError> {
@@ -322,7 +324,9 @@ fn google_client(svc: &Svc, project: &Project) -> Result<GoogleClient, LoginErro
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(AuthUrl::new(s.google_auth_url.clone()).map_err(bad)?)
         .set_token_uri(TokenUrl::new(s.google_token_url.clone()).map_err(bad)?)
-        .set_redirect_uri(RedirectUrl::new(format!("{}/callback/google", origin_url(project)?)).map_err(bad)?)
+        .set_redirect_uri(
+            RedirectUrl::new(format!("{}/callback/google", origin_url(project)?)).map_err(bad)?,
+        )
         .set_auth_type(AuthType::RequestBody))
 }
 

@@ -15,10 +15,10 @@ use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
 use crate::billing::{self, BillingError, CheckoutRequest, Outcome};
 use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
 use crate::model::{Origin, Project, ProjectRef, split_port};
-use reauth_runtime::Settings;
 use crate::services::Svc;
 use crate::session::Sessions;
 use crate::store;
+use reauth_runtime::Settings;
 
 /// Snapshots of every project and the hosts they answer on. Written by ProjectActors only.
 #[derive(Default)]
@@ -136,8 +136,7 @@ impl Actor for ProjectActor {
         let p = store::get_project(&args.svc.db, &args.svc.master_key, &args.id)
             .await?
             .ok_or_else(|| format!("project {} not found", args.id))?;
-        args.directory
-            .publish(p, &args.svc.settings);
+        args.directory.publish(p, &args.svc.settings);
         args.directory.actors.insert(args.id.clone(), me);
         let project = args
             .directory
@@ -178,10 +177,7 @@ impl Actor for ProjectActor {
             }
             ProjectMsg::Loaded(p) => {
                 if p.version >= state.project.version {
-                    state
-                        .args
-                        .directory
-                        .publish(*p, &state.args.svc.settings);
+                    state.args.directory.publish(*p, &state.args.svc.settings);
                     if let Some(p) = state.args.directory.project(&state.args.id) {
                         state.stripe = billing::client(&state.args.svc, &p);
                         state.project = p;
@@ -201,9 +197,7 @@ impl Actor for ProjectActor {
             } => {
                 let (svc, project) = (state.args.svc.clone(), state.project.clone());
                 tokio::spawn(async move {
-                    let r =
-                        login::google_start(&svc, &project, redirect_to, browser_hash)
-                            .await;
+                    let r = login::google_start(&svc, &project, redirect_to, browser_hash).await;
                     let _ = reply.send(r);
                 });
             }

@@ -281,6 +281,7 @@ pub async fn production_settings(prefix: &str) -> anyhow::Result<reauth_runtime:
     s.base_domain = Some("bench.local".into());
     s.log_level = "error".into();
     s.session_idle_secs = 3600;
+    s.ops_listen = Some("127.0.0.1:0".parse()?);
     Ok(s)
 }
 

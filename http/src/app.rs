@@ -169,7 +169,7 @@ pub fn ops_router(state: AppState) -> Router {
 /// The layers every listener shares. The edge is outermost so that whatever an inner layer
 /// answers (413 from the body limit, 408 from the timeout, 500 from a caught panic) still gets
 /// the error envelope, the request id, the security headers and a metric.
-fn layered(app: Router<AppState>, state: AppState, public: bool) -> Router {
+pub fn layered(app: Router<AppState>, state: AppState, public: bool) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let edge = crate::edge::EdgeState {
         app: state.clone(),
@@ -227,14 +227,9 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
     state.core.project_changed(&id).await?;
     // Wait until the directory serves the new configuration.
     for _ in 0..200 {
-        if state
-            .core
-            .directory
-            .project(&id)
-            .is_some_and(|p| {
-                p.allowed_origins.first() == origins.first() && p.dev_hosts.first() == hosts.first()
-            })
-        {
+        if state.core.directory.project(&id).is_some_and(|p| {
+            p.allowed_origins.first() == origins.first() && p.dev_hosts.first() == hosts.first()
+        }) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -172,6 +172,7 @@ pub fn main() -> ExitCode {
 
 fn settings(config: Option<&PathBuf>, flags: &StoreFlags) -> anyhow::Result<Settings> {
     let mut s = Settings::load(config.map(PathBuf::as_path), std::env::vars())?;
+    warn_unknown_env(&s);
     if let Some(l) = &flags.listen {
         s.set("listen", l)?;
     }
@@ -226,21 +227,27 @@ fn check_dev_listen(s: &Settings, allow_remote: bool) -> anyhow::Result<()> {
 }
 
 /// One warning per `REAUTH_*` variable that names no setting (a typo is otherwise silent).
+/// On stderr, before logging is set up, so every command says it.
 fn warn_unknown_env(s: &Settings) {
     for (name, hint) in &s.unknown_env {
         match hint {
-            Some(h) => tracing::warn!(variable = %name, "unknown setting {name}; did you mean {h}?"),
-            None => tracing::warn!(variable = %name, "unknown setting {name}; it is ignored (see the README's configuration table)"),
+            Some(h) => eprintln!(
+                "warning: {name} is not a reauth setting and is ignored; did you mean {h}?"
+            ),
+            None => eprintln!(
+                "warning: {name} is not a reauth setting and is ignored (see the README's configuration table)"
+            ),
         }
     }
 }
 
 async fn serve(s: Settings, mode: Mode) -> anyhow::Result<()> {
     crate::telemetry::init(&s.log_level, s.log_format);
-    warn_unknown_env(&s);
     let handle = app::start(s.clone(), mode).await?;
     let addr = handle.addr;
-    let ops = handle.ops_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    let ops = handle
+        .ops_addr
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
     tracing::info!(%addr, %ops, ?mode, database = if s.database_url.is_some() { "configured" } else { "embedded sqlite" }, cache = handle.state.core.svc.cache.kind(), "reauth listening");
     if mode == Mode::Dev {
         let port = addr.port();

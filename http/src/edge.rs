@@ -110,11 +110,21 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
 
     let cors = (es.public && path.starts_with("/v1/")).then(|| allowed_origin(st, &req));
     let preflight = method == Method::OPTIONS && cors.is_some();
-    let project = es.public.then(|| extract::project(st, req.headers())).flatten();
+    let project = es
+        .public
+        .then(|| extract::project(st, req.headers()))
+        .flatten();
     let mut res = if let (true, Err(e)) = (es.public, extract::host(req.headers())) {
         // The Host only selects a project; one that is not a plain host[:port] selects nothing
         // and is refused before any handler could build a URL or a log line from it.
-        ApiError::new(Code::InvalidHost, e.to_string()).into_response()
+        refusal(
+            st,
+            StatusCode::BAD_REQUEST,
+            Code::InvalidHost,
+            e.to_string(),
+            &path,
+            None,
+        )
     } else if preflight {
         match &cors {
             Some(Some(_)) => StatusCode::NO_CONTENT.into_response(),
@@ -158,7 +168,10 @@ async fn envelope(
         404 => (Code::NotFound, "no such endpoint"),
         405 => (Code::MethodNotAllowed, "this method is not allowed here"),
         408 => (Code::Timeout, "the request took too long; try again"),
-        413 => (Code::PayloadTooLarge, "the request body is too large (64 KiB at most)"),
+        413 => (
+            Code::PayloadTooLarge,
+            "the request body is too large (64 KiB at most)",
+        ),
         415 => (Code::InvalidRequest, "unsupported content type"),
         422 => (Code::InvalidRequest, "the request body could not be read"),
         429 => (Code::RateLimited, "too many requests; try again later"),
@@ -181,6 +194,18 @@ async fn envelope(
     if status.is_server_error() {
         tracing::error!(status = status.as_u16(), path, "request failed");
     }
+    refusal(st, status, code, message, path, project)
+}
+
+/// The error as JSON on API paths, as a page for people elsewhere.
+fn refusal(
+    st: &AppState,
+    status: StatusCode,
+    code: Code,
+    message: String,
+    path: &str,
+    project: Option<&reauth_actors::model::ProjectRef>,
+) -> Response {
     if crate::routes::wants_json(path) {
         let mut e = ApiError::new(code, message);
         e.status = Some(status);
@@ -188,18 +213,39 @@ async fn envelope(
     }
     let brand = project.map_or_else(Brand::neutral, |p| Brand::of(p));
     let (heading, text) = match status.as_u16() {
-        404 => ("Page not found", "There is nothing at this address.".to_string()),
-        405 => ("Not allowed", "This page cannot be used that way.".to_string()),
-        408 => ("Too slow", "The request took too long. Please try again.".to_string()),
+        404 => (
+            "Page not found",
+            "There is nothing at this address.".to_string(),
+        ),
+        405 => (
+            "Not allowed",
+            "This page cannot be used that way.".to_string(),
+        ),
+        408 => (
+            "Too slow",
+            "The request took too long. Please try again.".to_string(),
+        ),
         413 => ("Too large", "What was sent is too large.".to_string()),
         500..=599 => (
             "Something went wrong",
             "We could not complete this just now. Please try again in a moment.".to_string(),
         ),
-        _ => ("Request not understood", format!("{message}.")),
+        _ => ("Request not understood", {
+            let mut m = message;
+            if let Some(first) = m.get(..1) {
+                let up = first.to_ascii_uppercase();
+                m.replace_range(..1, &up);
+            }
+            format!("{m}.")
+        }),
     };
-    st.pages
-        .message(status, &brand, heading, &text, Some(("/login", "Go to sign in")))
+    st.pages.message(
+        status,
+        &brand,
+        heading,
+        &text,
+        Some(("/login", "Go to sign in")),
+    )
 }
 
 /// What every response gets: the request id, the security headers (page headers on HTML),

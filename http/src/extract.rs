@@ -167,13 +167,22 @@ mod tests {
         );
         // The public suffix list, not "drop the first label".
         let p = project(Some("auth.shop.co.uk"), true);
-        assert_eq!(cookie_domain(&p, &on("auth.shop.co.uk")).as_deref(), Some("shop.co.uk"));
+        assert_eq!(
+            cookie_domain(&p, &on("auth.shop.co.uk")).as_deref(),
+            Some("shop.co.uk")
+        );
         let p = project(Some("auth.me.github.io"), true);
-        assert_eq!(cookie_domain(&p, &on("auth.me.github.io")).as_deref(), Some("me.github.io"));
+        assert_eq!(
+            cookie_domain(&p, &on("auth.me.github.io")).as_deref(),
+            Some("me.github.io")
+        );
         // On the shared base domain the cookie stays host-only: other tenants live there too.
         assert_eq!(cookie_domain(&p, &on("shop.reauth.example")), None);
         assert_eq!(
-            cookie_domain(&project(Some("auth.shop.example"), false), &on("auth.shop.example")),
+            cookie_domain(
+                &project(Some("auth.shop.example"), false),
+                &on("auth.shop.example")
+            ),
             None
         );
         assert_eq!(
@@ -186,15 +195,24 @@ mod tests {
     #[test]
     fn the_origin_comes_from_configuration_never_from_the_request() {
         let p = project(Some("auth.shop.example"), true);
-        assert_eq!(origin(&p).map(Origin::url).as_deref(), Some("https://auth.shop.example"));
+        assert_eq!(
+            origin(&p).map(Origin::url).as_deref(),
+            Some("https://auth.shop.example")
+        );
         let p = project(Some("auth.shop.example"), false);
-        assert_eq!(origin(&p).map(Origin::url).as_deref(), Some("https://shop.reauth.example"));
+        assert_eq!(
+            origin(&p).map(Origin::url).as_deref(),
+            Some("https://shop.reauth.example")
+        );
         let mut dev = Project::new("prj_2", "demo", "Demo");
         dev.dev_hosts = vec!["localhost:8080".into(), "127.0.0.1:8080".into()];
         let o = Origin::of(&dev, None, None).unwrap();
         assert_eq!(o.url(), "http://localhost:8080");
         assert!(!o.secure());
-        assert_eq!(Origin::of(&dev, None, Some("https")).unwrap().url(), "https://localhost:8080");
+        assert_eq!(
+            Origin::of(&dev, None, Some("https")).unwrap().url(),
+            "https://localhost:8080"
+        );
         assert_eq!(Origin::of(&Project::new("p", "s", "S"), None, None), None);
     }
 
@@ -207,7 +225,10 @@ mod tests {
         h.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
         assert_eq!(client_ip(&trusted, proxy, &h).to_string(), "203.0.113.9");
         // Two proxies of ours in a row.
-        h.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.1.1".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9, 10.1.1.1".parse().unwrap(),
+        );
         assert_eq!(client_ip(&trusted, proxy, &h).to_string(), "203.0.113.9");
         // Not from a trusted peer: the header is ignored.
         let stranger: IpAddr = "198.51.100.1".parse().unwrap();

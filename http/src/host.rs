@@ -105,12 +105,18 @@ mod tests {
     #[test]
     fn names_addresses_and_ports_are_read_and_lower_cased() {
         assert_eq!(ok("Auth.Example.com"), ("auth.example.com".into(), None));
-        assert_eq!(ok("auth.example.com:443"), ("auth.example.com".into(), Some(443)));
+        assert_eq!(
+            ok("auth.example.com:443"),
+            ("auth.example.com".into(), Some(443))
+        );
         assert_eq!(ok("localhost:8080"), ("localhost".into(), Some(8080)));
         assert_eq!(ok("127.0.0.1:1"), ("127.0.0.1".into(), Some(1)));
         assert_eq!(ok("[::1]:8080"), ("[::1]".into(), Some(8080)));
         assert_eq!(ok("[2001:DB8::1]"), ("[2001:db8::1]".into(), None));
-        assert_eq!(ok("xn--bcher-kva.example"), ("xn--bcher-kva.example".into(), None));
+        assert_eq!(
+            ok("xn--bcher-kva.example"),
+            ("xn--bcher-kva.example".into(), None)
+        );
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub async fn serve<M, S>(
         .await
         .is_err()
     {
-        tracing::warn!(listener = name, "connections still open after the drain timeout");
+        tracing::warn!(
+            listener = name,
+            "connections still open after the drain timeout"
+        );
     }
 }

@@ -470,7 +470,7 @@ async fn bad_deliveries_are_rejected_and_store_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(status, "error");
-    let metrics = app.get(&p.host, "/metrics", &[]).await.body;
+    let metrics = app.ops_get("/metrics").await.body;
     assert!(
         metrics.contains("reauth_stripe_events_total{outcome=\"unreadable\"}"),
         "counted in metrics"

@@ -70,8 +70,10 @@ async fn wait_ok(url: &str) {
 async fn dev_serves_health_and_actor_metrics_picks_up_cli_changes_and_stops_on_sigterm() {
     let dir = data_dir();
     let port = free_port();
+    let ops_port = free_port();
     let child = Command::new(bin())
         .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ops-listen", &format!("127.0.0.1:{ops_port}")])
         .arg("--data-dir")
         .arg(&dir)
         .env_remove("REAUTH_DATABASE_URL")
@@ -85,7 +87,10 @@ async fn dev_serves_health_and_actor_metrics_picks_up_cli_changes_and_stops_on_s
     let mut dev = Dev(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ok(&format!("{base}/healthz")).await;
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    // Operators' endpoints are on the ops listener only.
+    let public = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{ops_port}/metrics"))
         .await
         .unwrap()
         .text()
@@ -289,4 +294,71 @@ fn serve_refuses_to_start_without_a_master_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("REAUTH_MASTER_KEY is required"));
+}
+
+#[test]
+fn dev_refuses_a_reachable_address_unless_told_and_says_why() {
+    let dir = data_dir();
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let out = Command::new(bin())
+            .args(["dev", "--listen", listen, "--ops-listen", "off"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .env_remove("REAUTH_DATABASE_URL")
+            .env_remove("REAUTH_REDIS_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{listen}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("refuses to listen")
+                && err.contains("/dev/outbox")
+                && err.contains("--allow-remote"),
+            "{err}"
+        );
+    }
+    // The ops listener is held to the same rule.
+    let out = Command::new(bin())
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--ops-listen",
+            "0.0.0.0:0",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+}
+
+#[test]
+fn unknown_reauth_variables_are_named_with_the_closest_setting() {
+    let dir = data_dir();
+    let out = Command::new(bin())
+        .args(["project", "list", "--json"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .env_remove("REAUTH_MASTER_KEY")
+        .env("REAUTH_LISTN", "127.0.0.1:1")
+        .env("REAUTH_TRUST_PROXY", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REAUTH_LISTN is not a reauth setting")
+            && err.contains("did you mean REAUTH_LISTEN?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("REAUTH_TRUST_PROXY is not a reauth setting"),
+        "{err}"
+    );
 }

@@ -11,7 +11,7 @@ use common::{Backend, Deployment, Resp, TestApp, sign_in, unique};
 
 /// `reauth_http_requests_total` for one route and status, from the app's `/metrics`.
 async fn requests(app: &TestApp, route: &str, status: u16) -> u64 {
-    let text = app.get("ops.local", "/metrics", &[]).await.body;
+    let text = app.ops_get("/metrics").await.body;
     let want = [
         "reauth_http_requests_total{".to_string(),
         format!("route=\"{route}\""),

@@ -253,7 +253,9 @@ impl Settings {
                 self.ops_listen = match value.trim() {
                     "" | "off" | "none" => None,
                     v => Some(v.parse().with_context(|| {
-                        format!("ops_listen must be host:port (or empty to turn it off), got {value:?}")
+                        format!(
+                            "ops_listen must be host:port (or empty to turn it off), got {value:?}"
+                        )
                     })?),
                 }
             }
@@ -380,7 +382,11 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.listen.to_string(), "127.0.0.1:8080", "a typo changes nothing");
+        assert_eq!(
+            s.listen.to_string(),
+            "127.0.0.1:8080",
+            "a typo changes nothing"
+        );
         assert_eq!(
             s.unknown_env,
             vec![
@@ -394,7 +400,10 @@ mod tests {
             None,
             "too far from trusted_proxies to guess"
         );
-        assert_eq!(closest("base_domian", KEYS.iter().copied()), Some("base_domain"));
+        assert_eq!(
+            closest("base_domian", KEYS.iter().copied()),
+            Some("base_domain")
+        );
     }
 
     #[test]
@@ -405,7 +414,10 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         let err = Settings::load(Some(&file), env(&[])).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("unknown key \"lisen\"") && msg.contains("\"listen\""), "{msg}");
+        assert!(
+            msg.contains("unknown key \"lisen\"") && msg.contains("\"listen\""),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -427,7 +439,10 @@ mod tests {
         assert_eq!(s.public_scheme.as_deref(), Some("http"));
         assert_eq!((s.header_timeout_secs, s.max_connections), (3, 50));
         assert_eq!(
-            Settings::default().ops_listen.map(|a| a.to_string()).as_deref(),
+            Settings::default()
+                .ops_listen
+                .map(|a| a.to_string())
+                .as_deref(),
             Some("127.0.0.1:9091")
         );
         for (k, v) in [

@@ -111,10 +111,7 @@ fn to_canonical(p: &ProjectRef, req: &Request) -> Option<Response> {
         return None;
     }
     let o = extract::origin(p)?;
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     Some(Redirect::temporary(&format!("{}{path}", o.url())).into_response())
 }
 
@@ -389,7 +386,10 @@ async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The token is in this page's URL: keep it out of Referer headers.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 

@@ -131,6 +131,7 @@ impl Deployment {
         s.google_userinfo_url = format!("{}/userinfo", self.google.url);
         s.stripe_api_url = self.stripe.url.clone();
         s.log_level = "warn".into();
+        s.ops_listen = Some("127.0.0.1:0".parse().expect("addr"));
         s
     }
 
@@ -421,6 +422,31 @@ impl TestApp {
         self.send(rb).await
     }
 
+    /// Open a magic link as a person does: `GET /verify` (the confirmation page, which uses
+    /// nothing), then the button's `POST /verify` with the page's cookie and form token.
+    pub async fn verify_link(&self, host: &str, token: &str) -> Resp {
+        let page = self.get(host, &format!("/verify?token={token}"), &[]).await;
+        if page.status != StatusCode::OK {
+            return page;
+        }
+        let nonce = page.cookie_value("reauth_verify").expect("verify cookie");
+        let csrf = form_csrf(&page.body).expect("csrf field");
+        self.post_form(
+            host,
+            "/verify",
+            &[("token", token), ("csrf", &csrf)],
+            &[("cookie", format!("reauth_verify={nonce}"))],
+        )
+        .await
+    }
+
+    /// GET on the operator listener.
+    pub async fn ops_get(&self, path: &str) -> Resp {
+        let addr = self.handle.ops_addr.expect("ops listener");
+        self.send(self.http.get(format!("http://{addr}{path}")))
+            .await
+    }
+
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
     }
@@ -436,12 +462,15 @@ pub async fn sign_in(app: &TestApp, dep: &Deployment, p: &TestProject, email: &s
     let r = app.request_link(p, email, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let mail = dep.resend.last_to(email).await.expect("email sent");
-    let token = link_token(&mail.link);
-    let r = app
-        .get(&p.host, &format!("/verify?token={token}"), &[])
-        .await;
+    let r = app.verify_link(&p.host, &link_token(&mail.link)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     r.cookie_value("reauth_session").expect("session cookie")
+}
+
+/// The hidden `csrf` field of the `/verify` confirmation page.
+pub fn form_csrf(page: &str) -> Option<String> {
+    let at = page.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(page[at..].split('"').next()?.to_string())
 }
 
 /// Poll `cond` until it holds or the deadline passes (no fixed sleeps).

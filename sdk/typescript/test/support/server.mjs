@@ -72,7 +72,7 @@ export async function startServer({ startupTimeoutMs = 60_000 } = {}) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const child = spawn(bin, ["dev", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+    const child = spawn(bin, ["dev", "--listen", `127.0.0.1:${port}`, "--ops-listen", "127.0.0.1:0", "--data-dir", dataDir], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     });
@@ -148,7 +148,8 @@ function cookieFrom(res, name) {
 
 /**
  * Log in through the hosted magic-link flow:
- * POST /login/email → GET /dev/outbox → GET <link> (303 + Set-Cookie).
+ * POST /login/email → GET /dev/outbox → GET <link> (the confirmation page) →
+ * POST /verify (303 + Set-Cookie).
  * Returns { token, cookie: "reauth_session=<token>", setCookie, location }.
  */
 export async function login(url, email, redirectTo = `${url}/`) {
@@ -181,10 +182,31 @@ export async function login(url, email, redirectTo = `${url}/`) {
   if (!mail || typeof mail.link !== "string") {
     throw new Error(`GET /dev/outbox: no email with a link to ${email}: ${outboxText.slice(0, 1000)}`);
   }
-  const verify = await fetch(mail.link, { redirect: "manual" });
+  // GET shows the confirmation page and uses nothing; its button POSTs the link with a
+  // same-site cookie and a form token bound to it.
+  const confirm = await fetch(mail.link, { redirect: "manual" });
+  const confirmBody = await confirm.text();
+  if (confirm.status !== 200) {
+    throw new Error(`GET ${mail.link} answered ${confirm.status} (expected 200): ${confirmBody.slice(0, 500)}`);
+  }
+  const nonce = cookieFrom(confirm, "reauth_verify");
+  const csrf = /name="csrf" value="([^"]+)"/.exec(confirmBody)?.[1];
+  if (!nonce || !csrf) {
+    throw new Error(`GET ${mail.link}: no confirmation form (cookie ${JSON.stringify(nonce)}): ${confirmBody.slice(0, 500)}`);
+  }
+  const linkUrl = new URL(mail.link);
+  const verify = await fetch(`${linkUrl.origin}/verify`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      cookie: `reauth_verify=${nonce.value}`,
+    },
+    body: new URLSearchParams({ token: linkUrl.searchParams.get("token") ?? "", csrf }).toString(),
+    redirect: "manual",
+  });
   const verifyBody = await verify.text();
   if (verify.status !== 303) {
-    throw new Error(`GET ${mail.link} answered ${verify.status} (expected 303): ${verifyBody.slice(0, 500)}`);
+    throw new Error(`POST /verify answered ${verify.status} (expected 303): ${verifyBody.slice(0, 500)}`);
   }
   const cookie = cookieFrom(verify, "reauth_session");
   if (!cookie || !cookie.value) {
