@@ -446,6 +446,7 @@ test(
         await shot(page, 'long-email-check-email.png');
         const mail = await outboxEmailFor(email);
         await page.goto(mail.link);
+        await page.getByRole('button', { name: /^Continue as / }).click();
         await page.getByRole('heading', { level: 1, name: "You're signed in" }).waitFor();
         const account = await fits();
         await shot(page, 'long-email-account.png');

@@ -534,6 +534,8 @@ async fn opening_a_magic_link_uses_nothing_until_the_person_continues(backend: B
         );
         assert!(!r.body.contains(&email), "the address is masked");
         assert_eq!(r.headers["cache-control"], "no-store");
+        // Not `no-referrer`: browsers would then send `Origin: null` on the button's POST.
+        assert_eq!(r.headers["referrer-policy"], "same-origin");
         page = Some(r);
     }
     let page = page.unwrap();

@@ -385,10 +385,11 @@ async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
     }
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The token is in this page's URL: keep it out of Referer headers.
+    // The token is in this page's URL: keep it out of Referer headers to other sites.
+    // (`no-referrer` would also make browsers send `Origin: null` on the form's POST.)
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     res
 }
