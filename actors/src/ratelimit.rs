@@ -1,6 +1,7 @@
 //! Fixed-window rate limits kept in the cache, so they hold across instances. If the cache is
 //! unreachable the limiter fails open (logged): losing Redis must not lock users out.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use reauth_runtime::Cache;
@@ -51,7 +52,19 @@ pub async fn hit(
         Ok((n, left)) if n > limit.max => Err(left.max(Duration::from_secs(1))),
         Ok(_) => Ok(()),
         Err(e) => {
-            tracing::warn!(error = %e, bucket, "rate limiter unavailable; allowing");
+            metrics::counter!("reauth_ratelimit_fail_open_total", "bucket" => bucket.to_string())
+                .increment(1);
+            // Once a minute at most: a Redis outage must not flood the log.
+            static LAST_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
+            let now = reauth_runtime::now_ms();
+            let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
+            if now - last >= 60_000
+                && LAST_LOGGED_MS
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(error = %e, bucket, "rate limiter unavailable; allowing (fail open, counted in reauth_ratelimit_fail_open_total)");
+            }
             Ok(())
         }
     }

@@ -86,6 +86,9 @@ pub enum SessionMsg {
     /// A subscription of this user changed (webhook): it becomes the user's current one when it
     /// is at least as recent as the one held — the same rule as the store's "latest".
     Subscription(Box<SubscriptionRecord>),
+    /// The project's configuration changed (plan mapping, features, branding, TTLs): rebuild
+    /// and republish every view from the new snapshot.
+    Republish,
 }
 
 pub struct SessionActor;
@@ -312,6 +315,7 @@ impl Actor for SessionActor {
                 state.user = *st;
                 state.publish_all(now_ms());
             }
+            SessionMsg::Republish => state.publish_all(now_ms()),
             SessionMsg::Subscription(sub) => {
                 let newer = state
                     .user
@@ -579,6 +583,24 @@ impl Sessions {
         if let Some(a) = self.registry.peek(&Arc::from(st.user.id.as_str())) {
             self.registry.metrics().enqueued();
             let _ = a.cast(SessionMsg::Apply(Box::new(st)));
+        }
+    }
+
+    /// A project's snapshot changed on this instance: every resident actor of that project
+    /// republishes its views (a plan renamed or a feature added shows at once, not after the
+    /// actor passivates). O(resident sessions of the project), once per configuration change.
+    pub fn project_changed(&self, project_id: &str) {
+        let users: std::collections::HashSet<UserId> = self
+            .index
+            .iter()
+            .filter(|e| &*e.value().project_id == project_id)
+            .map(|e| e.value().user_id.clone())
+            .collect();
+        for u in users {
+            if let Some(a) = self.registry.peek(&u) {
+                self.registry.metrics().enqueued();
+                let _ = a.cast(SessionMsg::Republish);
+            }
         }
     }
 

@@ -182,6 +182,8 @@ impl Actor for ProjectActor {
                         state.stripe = billing::client(&state.args.svc, &p);
                         state.project = p;
                     }
+                    // Resident views were built from the old snapshot.
+                    state.args.sessions.project_changed(&state.args.id);
                 }
             }
             ProjectMsg::SendMagicLink(req, reply) => {

@@ -711,3 +711,72 @@ async fn a_storage_failure_answers_5xx_so_stripe_retries() {
     assert!(s.is_server_error(), "{s}: {body}");
     assert_eq!(body["error"]["code"], "unavailable");
 }
+
+on_both!(a_plan_mapping_change_reaches_resident_views_on_every_instance);
+async fn a_plan_mapping_change_reaches_resident_views_on_every_instance(backend: Backend) {
+    let (dep, app, p, token, user_id) = setup(backend).await;
+    let second = (backend == Backend::Real).then_some(dep.spawn().await);
+    if let Some(b) = &second {
+        b.wait_for_project(&p).await;
+    }
+    let (sub, cus) = (format!("sub_{}", unique("")), format!("cus_{}", unique("")));
+    let period = now() + 30 * 86400;
+    let t0 = now() - 10;
+    send(
+        &app,
+        &p,
+        "checkout.session.completed",
+        t0,
+        checkout_completed("cs_cfg", &cus, &user_id, &sub),
+    )
+    .await;
+    send(
+        &app,
+        &p,
+        "customer.subscription.created",
+        t0 + 1,
+        subscription(&sub, &cus, "active", "price_pro", period, false, None),
+    )
+    .await;
+    assert_eq!(user(&app, &p, &token).await["plan"], "pro");
+    if let Some(b) = &second {
+        // Resident on B too.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.user(&p.host, &token).await.json()["plan"] != "pro" {
+            assert!(Instant::now() < deadline, "B never saw the plan");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // The operator renames the plan and adds a feature; nobody's session is touched.
+    let core = &app.handle.state.core;
+    reauth_actors::store::update_project(
+        &core.svc.db,
+        &core.svc.master_key,
+        &p.id,
+        &reauth_actors::store::ProjectPatch {
+            plans: Some(vec![reauth_http::cli::parse_plan("price_pro=team:export,api,sso").unwrap()]),
+            ..Default::default()
+        },
+        reauth_runtime::now_ms(),
+    )
+    .await
+    .unwrap();
+    core.project_changed(&p.id).await.unwrap();
+    for inst in std::iter::once(&app).chain(second.as_ref()) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = user(inst, &p, &token).await;
+            if v["plan"] == "team" {
+                assert_eq!(v["features"], json!(["export", "api", "sso"]));
+                break;
+            }
+            assert!(Instant::now() < deadline, "resident view kept the old plan: {v}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if let Some(b) = second {
+        b.shutdown().await;
+    }
+    app.shutdown().await;
+}

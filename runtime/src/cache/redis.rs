@@ -1,7 +1,17 @@
 //! Redis cache + bus: one multiplexed `ConnectionManager` (auto-reconnect) for commands, and
 //! RESP3 push messages on the same manager for the bus, resubscribed automatically after a
 //! reconnect. Every key and the bus channel carry the configured prefix.
+//!
+//! Faults are bounded: every call has a short deadline ([`DEADLINE`]), and a circuit breaker
+//! answers "unavailable" at once for [`OPEN_FOR`] after a failure, then lets one call probe.
+//! So a Redis that is down, flushed or cut off costs callers at most a few hundred
+//! milliseconds, never the manager's reconnect loop. The connection is made lazily and the bus
+//! subscription retried in the background: an instance starts with Redis down and recovers on
+//! its own (`reauth_cache_up` says which).
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,12 +21,58 @@ use tokio::sync::broadcast;
 
 use super::{BusMessage, CacheBackend, CacheError, CacheResult};
 
+/// The longest any cache or bus call may take.
+pub const DEADLINE: Duration = Duration::from_millis(300);
+/// How long the breaker stays open after a failure before a call may probe again.
+pub const OPEN_FOR: Duration = Duration::from_millis(1000);
+
 pub struct RedisCache {
     cm: ConnectionManager,
     prefix: String,
     channel: String,
     bus: broadcast::Sender<BusMessage>,
     incr: redis::Script,
+    breaker: Arc<Breaker>,
+    subscriber: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisCache {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+/// Closed (calls go through) until a failure; then open (calls fail at once) until
+/// `open_until`, after which the next call probes.
+#[derive(Default)]
+pub struct Breaker {
+    open_until_ms: AtomicI64,
+    down: AtomicBool,
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        crate::now_ms() < self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn trip(&self, why: &str) {
+        self.open_until_ms.store(
+            crate::now_ms() + OPEN_FOR.as_millis() as i64,
+            Ordering::Relaxed,
+        );
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = why, "Redis unavailable; degraded to resident state and SQL");
+            metrics::gauge!("reauth_cache_up").set(0.0);
+        }
+        metrics::counter!("reauth_cache_failures_total").increment(1);
+    }
+
+    fn ok(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis reachable again");
+        }
+        metrics::gauge!("reauth_cache_up").set(1.0);
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> CacheError {
@@ -60,22 +116,54 @@ impl RedisCache {
         let cfg = ConnectionManagerConfig::new()
             .set_push_sender(push)
             .set_automatic_resubscription()
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
-        let mut cm = ConnectionManager::new_with_config(client, cfg)
-            .await
-            .context("connecting to Redis")?;
+            .set_response_timeout(Some(DEADLINE))
+            .set_connection_timeout(Some(DEADLINE))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        // Lazy: a Redis that is down at startup must not keep the instance from serving.
+        let cm = ConnectionManager::new_lazy_with_config(client, cfg)
+            .context("configuring the Redis connection")?;
         let channel = format!("{prefix}bus");
-        cm.subscribe(&channel)
-            .await
-            .context("subscribing to the bus channel")?;
+        let breaker = Arc::new(Breaker::default());
+        let subscriber = tokio::spawn(subscribe_until_done(
+            cm.clone(),
+            channel.clone(),
+            breaker.clone(),
+        ));
         Ok(Self {
             cm,
             prefix: prefix.to_string(),
             channel,
             bus,
             incr: redis::Script::new(INCR_LUA),
+            breaker,
+            subscriber,
         })
+    }
+
+    /// One bounded call through the breaker.
+    async fn call<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> CacheResult<T> {
+        if self.breaker.is_open() {
+            return Err(CacheError::Unavailable("Redis unavailable (circuit open)".into()));
+        }
+        match tokio::time::timeout(DEADLINE, f).await {
+            Ok(Ok(v)) => {
+                self.breaker.ok();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                let e = unavailable(e);
+                self.breaker.trip(&e.to_string());
+                Err(e)
+            }
+            Err(_) => {
+                self.breaker.trip("timed out");
+                Err(CacheError::Unavailable(format!(
+                    "Redis did not answer within {} ms",
+                    DEADLINE.as_millis()
+                )))
+            }
+        }
     }
 
     fn key(&self, k: &str) -> String {
@@ -83,44 +171,65 @@ impl RedisCache {
     }
 }
 
+/// Subscribe to the bus channel, retrying each second until it works; after that the manager
+/// resubscribes by itself on every reconnect.
+async fn subscribe_until_done(cm: ConnectionManager, channel: String, breaker: Arc<Breaker>) {
+    loop {
+        let mut c = cm.clone();
+        match tokio::time::timeout(DEADLINE, c.subscribe(&channel)).await {
+            Ok(Ok(())) => {
+                breaker.ok();
+                return;
+            }
+            Ok(Err(e)) => breaker.trip(&e.to_string()),
+            Err(_) => breaker.trip("subscribe timed out"),
+        }
+        tokio::time::sleep(OPEN_FOR).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl CacheBackend for RedisCache {
     async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let mut cm = self.cm.clone();
-        cm.get(self.key(key)).await.map_err(unavailable)
+        let k = self.key(key);
+        self.call(async move { cm.get(k).await }).await
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
         let mut cm = self.cm.clone();
         let k = self.key(key);
-        match ttl {
-            Some(t) => cm
-                .pset_ex::<_, _, ()>(k, value, t.as_millis().max(1) as u64)
-                .await
-                .map_err(unavailable),
-            None => cm.set::<_, _, ()>(k, value).await.map_err(unavailable),
-        }
+        self.call(async move {
+            match ttl {
+                Some(t) => {
+                    cm.pset_ex::<_, _, ()>(k, value, t.as_millis().max(1) as u64)
+                        .await
+                }
+                None => cm.set::<_, _, ()>(k, value).await,
+            }
+        })
+        .await
     }
 
     async fn del(&self, key: &str) -> CacheResult<()> {
         let mut cm = self.cm.clone();
-        cm.del::<_, ()>(self.key(key)).await.map_err(unavailable)
+        let k = self.key(key);
+        self.call(async move { cm.del::<_, ()>(k).await }).await
     }
 
     async fn take(&self, key: &str) -> CacheResult<Option<String>> {
         let mut cm = self.cm.clone();
-        cm.get_del(self.key(key)).await.map_err(unavailable)
+        let k = self.key(key);
+        self.call(async move { cm.get_del(k).await }).await
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> CacheResult<(i64, Duration)> {
         let mut cm = self.cm.clone();
+        let mut inv = self.incr.key(self.key(key));
+        inv.arg(ttl.as_millis().max(1) as u64);
         let (n, left): (i64, i64) = self
-            .incr
-            .key(self.key(key))
-            .arg(ttl.as_millis().max(1) as u64)
-            .invoke_async(&mut cm)
-            .await
-            .map_err(unavailable)?;
+            .call(async move { inv.invoke_async(&mut cm).await })
+            .await?;
         Ok((n, Duration::from_millis(left.max(0) as u64)))
     }
 
@@ -128,9 +237,9 @@ impl CacheBackend for RedisCache {
         let mut cm = self.cm.clone();
         let payload =
             serde_json::to_string(msg).map_err(|e| CacheError::Unavailable(e.to_string()))?;
-        cm.publish::<_, _, ()>(&self.channel, payload)
+        let channel = self.channel.clone();
+        self.call(async move { cm.publish::<_, _, ()>(channel, payload).await })
             .await
-            .map_err(unavailable)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
@@ -139,11 +248,9 @@ impl CacheBackend for RedisCache {
 
     async fn ping(&self) -> CacheResult<()> {
         let mut cm = self.cm.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut cm)
+        self.call(async move { redis::cmd("PING").query_async::<String>(&mut cm).await })
             .await
             .map(|_| ())
-            .map_err(unavailable)
     }
 
     fn kind(&self) -> &'static str {
