@@ -755,7 +755,9 @@ async fn a_plan_mapping_change_reaches_resident_views_on_every_instance(backend:
         &core.svc.master_key,
         &p.id,
         &reauth_actors::store::ProjectPatch {
-            plans: Some(vec![reauth_http::cli::parse_plan("price_pro=team:export,api,sso").unwrap()]),
+            plans: Some(vec![
+                reauth_http::cli::parse_plan("price_pro=team:export,api,sso").unwrap(),
+            ]),
             ..Default::default()
         },
         reauth_runtime::now_ms(),
@@ -771,7 +773,10 @@ async fn a_plan_mapping_change_reaches_resident_views_on_every_instance(backend:
                 assert_eq!(v["features"], json!(["export", "api", "sso"]));
                 break;
             }
-            assert!(Instant::now() < deadline, "resident view kept the old plan: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "resident view kept the old plan: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

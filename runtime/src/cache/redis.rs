@@ -61,7 +61,10 @@ impl Breaker {
             Ordering::Relaxed,
         );
         if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(error = why, "Redis unavailable; degraded to resident state and SQL");
+            tracing::warn!(
+                error = why,
+                "Redis unavailable; degraded to resident state and SQL"
+            );
             metrics::gauge!("reauth_cache_up").set(0.0);
         }
         metrics::counter!("reauth_cache_failures_total").increment(1);
@@ -144,7 +147,9 @@ impl RedisCache {
     /// One bounded call through the breaker.
     async fn call<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> CacheResult<T> {
         if self.breaker.is_open() {
-            return Err(CacheError::Unavailable("Redis unavailable (circuit open)".into()));
+            return Err(CacheError::Unavailable(
+                "Redis unavailable (circuit open)".into(),
+            ));
         }
         match tokio::time::timeout(DEADLINE, f).await {
             Ok(Ok(v)) => {
