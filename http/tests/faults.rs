@@ -2,7 +2,7 @@
 //! the instance starts, reauth keeps serving from resident state and SQL, answers promptly,
 //! and says so in `/readyz`.
 
-#[macro_use]
+#[allow(unused_macros)] // both scenarios need Redis; on_both! is not used here
 mod common;
 
 use std::sync::Arc;
