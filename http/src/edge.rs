@@ -87,6 +87,13 @@ fn handles(key: HandleKey) -> (Counter, Histogram) {
     h
 }
 
+/// Request headers (names + values) beyond this are refused with a 431 in the envelope.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+fn header_bytes(h: &HeaderMap) -> usize {
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
 /// Which listener a request came in on: the public one routes by `Host` and refuses a
 /// malformed one; the ops listener serves operators only and routes by path.
 #[derive(Clone)]
@@ -114,7 +121,19 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
         .public
         .then(|| extract::project(st, req.headers()))
         .flatten();
-    let mut res = if let (true, Err(e)) = (es.public, extract::host(req.headers())) {
+    let mut res = if header_bytes(req.headers()) > MAX_HEADER_BYTES {
+        refusal(
+            st,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::HeadersTooLarge,
+            format!(
+                "the request headers are larger than {} KiB",
+                MAX_HEADER_BYTES / 1024
+            ),
+            &path,
+            None,
+        )
+    } else if let (true, Err(e)) = (es.public, extract::host(req.headers())) {
         // The Host only selects a project; one that is not a plain host[:port] selects nothing
         // and is refused before any handler could build a URL or a log line from it.
         refusal(
@@ -225,7 +244,7 @@ fn refusal(
             "Too slow",
             "The request took too long. Please try again.".to_string(),
         ),
-        413 => ("Too large", "What was sent is too large.".to_string()),
+        413 | 431 => ("Too large", "What was sent is too large.".to_string()),
         500..=599 => (
             "Something went wrong",
             "We could not complete this just now. Please try again in a moment.".to_string(),
@@ -332,6 +351,7 @@ impl Service<Request> for Front {
         };
         if let Some(route) = route
             && !req.headers().contains_key(header::ORIGIN)
+            && header_bytes(req.headers()) <= MAX_HEADER_BYTES
         {
             let start = Instant::now();
             let answered = std::panic::catch_unwind(AssertUnwindSafe(|| {

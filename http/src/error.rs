@@ -37,6 +37,7 @@ codes! {
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED;
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE;
     Timeout => "timeout", REQUEST_TIMEOUT;
     Forbidden => "forbidden", FORBIDDEN;
     Conflict => "conflict", CONFLICT;

@@ -45,6 +45,9 @@ pub async fn serve<M, S>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // hyper answers 431 itself (no envelope) past its buffer: keep that far above the
+        // edge's own limit (`edge::MAX_HEADER_BYTES`), which answers with the envelope.
+        .max_buf_size(1 << 20)
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let open = metrics::gauge!("reauth_http_connections_open", "listener" => name);

@@ -307,6 +307,25 @@ async fn errors_the_server_makes_itself_use_the_envelope(backend: Backend) {
     );
     assert!(text.contains("x-request-id: req_"), "{text}");
 
+    // 431: headers over the edge's limit, on the hot path's route and on a page.
+    let big_cookie = format!("x={}", "a".repeat(40 * 1024));
+    for (path, json) in [("/v1/user", true), ("/login", false)] {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {big_cookie}\r\nConnection: close\r\n\r\n",
+            p.host
+        );
+        let (status, text) = raw(&app, req.as_bytes()).await;
+        if json {
+            check_json(status, &text, 431, "headers_too_large");
+        } else {
+            assert_eq!(status, 431, "{text}");
+            assert!(
+                text.contains("<h1>Too large</h1>") && text.contains("x-request-id: req_"),
+                "{text}"
+            );
+        }
+    }
+
     // 400 from path extraction.
     let req = format!(
         "POST /webhooks/stripe/%FF%FE HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   "method_not_allowed",
   "rate_limited",
   "payload_too_large",
+  "headers_too_large",
   "timeout",
   "forbidden",
   "conflict",
