@@ -588,7 +588,7 @@ impl Sessions {
 
     /// A project's snapshot changed on this instance: every resident actor of that project
     /// republishes its views (a plan renamed or a feature added shows at once, not after the
-    /// actor passivates). O(resident sessions of the project), once per configuration change.
+    /// actor passivates). Walks this instance's session index once per configuration change.
     pub fn project_changed(&self, project_id: &str) {
         let users: std::collections::HashSet<UserId> = self
             .index

@@ -182,8 +182,10 @@ impl Actor for ProjectActor {
                         state.stripe = billing::client(&state.args.svc, &p);
                         state.project = p;
                     }
-                    // Resident views were built from the old snapshot.
-                    state.args.sessions.project_changed(&state.args.id);
+                    // Resident views were built from the old snapshot. Finding them walks the
+                    // session index: off this mailbox, which other requests queue behind.
+                    let (sessions, id) = (state.args.sessions.clone(), state.args.id.clone());
+                    tokio::spawn(async move { sessions.project_changed(&id) });
                 }
             }
             ProjectMsg::SendMagicLink(req, reply) => {

@@ -117,9 +117,10 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
 
     let cors = (es.public && path.starts_with("/v1/")).then(|| allowed_origin(st, &req));
     let preflight = method == Method::OPTIONS && cors.is_some();
-    let project = es
+    // Kept for an error page's branding, resolved only if there is one.
+    let host = es
         .public
-        .then(|| extract::project(st, req.headers()))
+        .then(|| req.headers().get(header::HOST).cloned())
         .flatten();
     let mut res = if header_bytes(req.headers()) > MAX_HEADER_BYTES {
         refusal(
@@ -153,6 +154,7 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
         next.run(req).instrument(span).await
     };
     if res.status().is_client_error() || res.status().is_server_error() {
+        let project = host.and_then(|h| extract::project_at(st, &h));
         res = envelope(st, res, &path, project.as_ref()).await;
     }
     decorate(&mut res, &id, cors, preflight);

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, header};
+use axum::http::{HeaderMap, HeaderValue, Request, header};
 use ipnet::IpNet;
 use reauth_actors::model::{Origin, ProjectRef};
 
@@ -22,7 +22,12 @@ pub fn host(headers: &HeaderMap) -> Result<Host<'_>, HostError> {
 
 /// The project the request's `Host` selects (the host chooses; it is never echoed).
 pub fn project(state: &AppState, headers: &HeaderMap) -> Option<ProjectRef> {
-    let h = host(headers).ok()?;
+    project_at(state, headers.get(header::HOST)?)
+}
+
+/// The project a `Host` value selects.
+pub fn project_at(state: &AppState, host_value: &HeaderValue) -> Option<ProjectRef> {
+    let h = host::parse(host_value.to_str().ok()?).ok()?;
     state.core.directory.by_host(&h.name)
 }
 

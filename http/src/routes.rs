@@ -6,13 +6,7 @@ pub mod hosted;
 pub mod ops;
 pub mod sdk;
 
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-
-use crate::app::AppState;
-use crate::error::{ApiError, Code};
-use crate::pages::Brand;
+use axum::http::StatusCode;
 
 /// JSON for API paths, a page for people.
 pub fn wants_json(path: &str) -> bool {
@@ -23,20 +17,12 @@ pub fn wants_json(path: &str) -> bool {
         || matches!(path, "/metrics" | "/healthz" | "/readyz")
 }
 
-pub async fn not_found(State(st): State<AppState>, uri: Uri) -> Response {
-    if wants_json(uri.path()) {
-        return ApiError::new(Code::NotFound, "no such endpoint").into_response();
-    }
-    st.pages.message(
-        StatusCode::NOT_FOUND,
-        &Brand::neutral(),
-        "Page not found",
-        "There is nothing at this address.",
-        Some(("/login", "Go to sign in")),
-    )
+/// Bare 404 and 405: the edge gives every error the envelope (JSON on API paths, a page
+/// elsewhere), so the fallbacks only say which.
+pub async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
 }
 
-/// 405 with the JSON error shape (axum's default has an empty body).
-pub async fn method_not_allowed() -> Response {
-    ApiError::new(Code::MethodNotAllowed, "this method is not allowed here").into_response()
+pub async fn method_not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
 }

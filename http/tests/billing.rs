@@ -749,22 +749,16 @@ async fn a_plan_mapping_change_reaches_resident_views_on_every_instance(backend:
     }
 
     // The operator renames the plan and adds a feature; nobody's session is touched.
-    let core = &app.handle.state.core;
-    reauth_actors::store::update_project(
-        &core.svc.db,
-        &core.svc.master_key,
+    app.update_project(
         &p.id,
-        &reauth_actors::store::ProjectPatch {
+        reauth_actors::store::ProjectPatch {
             plans: Some(vec![
                 reauth_http::cli::parse_plan("price_pro=team:export,api,sso").unwrap(),
             ]),
             ..Default::default()
         },
-        reauth_runtime::now_ms(),
     )
-    .await
-    .unwrap();
-    core.project_changed(&p.id).await.unwrap();
+    .await;
     for inst in std::iter::once(&app).chain(second.as_ref()) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -783,5 +777,56 @@ async fn a_plan_mapping_change_reaches_resident_views_on_every_instance(backend:
     if let Some(b) = second {
         b.shutdown().await;
     }
+    app.shutdown().await;
+}
+
+on_both!(checkout_and_portal_are_limited_per_user_with_a_retry_hint);
+async fn checkout_and_portal_are_limited_per_user_with_a_retry_hint(backend: Backend) {
+    let (dep, app, p, token, _) = setup(backend).await;
+    let ok = format!("{}/done", p.origin);
+    let mut statuses = vec![];
+    for _ in 0..21 {
+        // No Stripe customer yet: each answer is a 409, and each counts against the budget.
+        let r = app
+            .post_json(
+                &p.host,
+                "/v1/billing/portal",
+                &token,
+                json!({"return_url": ok}),
+            )
+            .await;
+        statuses.push(r.status.as_u16());
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            let e = &r.json()["error"];
+            assert_eq!(e["code"], "rate_limited");
+            let secs = e["retry_after"].as_u64().expect("retry_after in the body");
+            assert!(secs > 0 && secs <= 600, "{secs}");
+            assert_eq!(r.headers["retry-after"].to_str().unwrap(), secs.to_string());
+        }
+    }
+    assert_eq!(&statuses[..20], &[409; 20], "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    // Checkout shares the budget, and Stripe was not asked.
+    let r = app
+        .post_json(
+            &p.host,
+            "/v1/billing/checkout",
+            &token,
+            json!({"price_id": "price_basic", "success_url": ok, "cancel_url": ok}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(dep.stripe.calls("/v1/checkout/sessions").is_empty());
+    // Another user of the project has their own budget.
+    let other = sign_in(&app, &dep, &p, &format!("{}@example.com", unique("other"))).await;
+    let r = app
+        .post_json(
+            &p.host,
+            "/v1/billing/portal",
+            &other,
+            json!({"return_url": ok}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
     app.shutdown().await;
 }

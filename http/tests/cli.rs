@@ -14,16 +14,20 @@ fn data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("reauth-cli-{}", reauth_runtime::ids::new_id("t")))
 }
 
-fn reauth(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .args(args)
+/// `reauth ARGS --data-dir DIR` on the embedded store, whatever the caller's environment.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
         .arg("--data-dir")
         .arg(dir)
         .env_remove("REAUTH_DATABASE_URL")
         .env_remove("REAUTH_REDIS_URL")
-        .env_remove("REAUTH_MASTER_KEY")
-        .output()
-        .expect("run reauth")
+        .env_remove("REAUTH_MASTER_KEY");
+    c
+}
+
+fn reauth(dir: &Path, args: &[&str]) -> std::process::Output {
+    command(dir, args).output().expect("run reauth")
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -300,14 +304,7 @@ fn serve_refuses_to_start_without_a_master_key() {
 fn dev_refuses_a_reachable_address_unless_told_and_says_why() {
     let dir = data_dir();
     for listen in ["0.0.0.0:0", "[::]:0"] {
-        let out = Command::new(bin())
-            .args(["dev", "--listen", listen, "--ops-listen", "off"])
-            .arg("--data-dir")
-            .arg(&dir)
-            .env_remove("REAUTH_DATABASE_URL")
-            .env_remove("REAUTH_REDIS_URL")
-            .output()
-            .unwrap();
+        let out = reauth(&dir, &["dev", "--listen", listen, "--ops-listen", "off"]);
         assert!(!out.status.success(), "{listen}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -318,20 +315,16 @@ fn dev_refuses_a_reachable_address_unless_told_and_says_why() {
         );
     }
     // The ops listener is held to the same rule.
-    let out = Command::new(bin())
-        .args([
+    let out = reauth(
+        &dir,
+        &[
             "dev",
             "--listen",
             "127.0.0.1:0",
             "--ops-listen",
             "0.0.0.0:0",
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env_remove("REAUTH_DATABASE_URL")
-        .env_remove("REAUTH_REDIS_URL")
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
@@ -339,13 +332,7 @@ fn dev_refuses_a_reachable_address_unless_told_and_says_why() {
 #[test]
 fn unknown_reauth_variables_are_named_with_the_closest_setting() {
     let dir = data_dir();
-    let out = Command::new(bin())
-        .args(["project", "list", "--json"])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env_remove("REAUTH_DATABASE_URL")
-        .env_remove("REAUTH_REDIS_URL")
-        .env_remove("REAUTH_MASTER_KEY")
+    let out = command(&dir, &["project", "list", "--json"])
         .env("REAUTH_LISTN", "127.0.0.1:1")
         .env("REAUTH_TRUST_PROXY", "true")
         .output()

@@ -630,20 +630,15 @@ async fn google_on_a_project_without_it_says_it_is_not_enabled(backend: Backend)
 on_both!(alias_hosts_move_people_to_the_canonical_origin);
 async fn alias_hosts_move_people_to_the_canonical_origin(backend: Backend) {
     let (dep, app, p) = setup(backend).await;
-    let core = &app.handle.state.core;
-    reauth_actors::store::update_project(
-        &core.svc.db,
-        &core.svc.master_key,
+    app.update_project(
         &p.id,
-        &reauth_actors::store::ProjectPatch {
+        reauth_actors::store::ProjectPatch {
             dev_hosts: Some(vec![format!("{}.localhost:8080", p.slug)]),
             ..Default::default()
         },
-        reauth_runtime::now_ms(),
     )
-    .await
-    .unwrap();
-    core.project_changed(&p.id).await.unwrap();
+    .await;
+    let core = &app.handle.state.core;
     let alias = format!("{}.localhost:8080", p.slug);
     let dir = core.directory.clone();
     let alias_name = format!("{}.localhost", p.slug);

@@ -638,16 +638,7 @@ async fn a_failing_email_provider_gets_a_clear_page_and_a_log_entry() {
         resend_api_key: Some(Some(reauth_runtime::config::Secret::new("re_fail_key"))),
         ..Default::default()
     };
-    reauth_actors::store::update_project(
-        &core.svc.db,
-        &core.svc.master_key,
-        &p.id,
-        &patch,
-        now_ms(),
-    )
-    .await
-    .unwrap();
-    core.project_changed(&p.id).await.unwrap();
+    app.update_project(&p.id, patch).await;
     let dir = core.directory.clone();
     let pid = p.id.clone();
     eventually("new key loaded", Duration::from_secs(5), || {

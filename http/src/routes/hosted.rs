@@ -115,7 +115,7 @@ fn to_canonical(p: &ProjectRef, req: &Request) -> Option<Response> {
     Some(Redirect::temporary(&format!("{}{path}", o.url())).into_response())
 }
 
-pub fn too_many(st: &AppState, p: &ProjectRef, retry: Duration, back: &str) -> Response {
+fn too_many(st: &AppState, p: &ProjectRef, retry: Duration, back: &str) -> Response {
     let secs = retry.as_secs().max(1);
     let mut res = st.pages.message(
         StatusCode::TOO_MANY_REQUESTS,
@@ -148,6 +148,20 @@ async fn limit(
     ratelimit::hit(&st.core.svc.cache, bucket, &p.id, subject, l)
         .await
         .map_err(|retry| too_many(st, p, retry, "/login"))
+}
+
+/// The per-IP budget of `bucket`: a 429 page past it. No IP known (no peer address), no limit.
+async fn limit_ip(
+    st: &AppState,
+    p: &ProjectRef,
+    client: &extract::Client,
+    bucket: &str,
+    l: Limit,
+) -> Result<(), Response> {
+    match &client.ip {
+        Some(ip) => limit(st, p, bucket, ip, l).await,
+        None => Ok(()),
+    }
 }
 
 fn login_error_page(st: &AppState, p: &ProjectRef, e: &LoginError, back: &str) -> Response {
@@ -294,9 +308,7 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
             StatusCode::BAD_REQUEST,
         );
     };
-    if let Some(ip) = &client.ip
-        && let Err(r) = limit(&st, &p, "ml_ip", ip, ratelimit::MAGIC_LINK_PER_IP).await
-    {
+    if let Err(r) = limit_ip(&st, &p, &client, "ml_ip", ratelimit::MAGIC_LINK_PER_IP).await {
         return r;
     }
     if let Err(r) = limit(
@@ -352,9 +364,7 @@ async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let client = extract::client(&st, &req);
-    if let Some(ip) = &client.ip
-        && let Err(r) = limit(&st, &p, "verify_ip", ip, ratelimit::VERIFY_PER_IP).await
-    {
+    if let Err(r) = limit_ip(&st, &p, &client, "verify_ip", ratelimit::VERIFY_PER_IP).await {
         return r;
     }
     let q: VerifyQuery = query(&req);
@@ -410,9 +420,7 @@ async fn verify(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let client = extract::client(&st, &req);
-    if let Some(ip) = &client.ip
-        && let Err(r) = limit(&st, &p, "verify_ip", ip, ratelimit::VERIFY_PER_IP).await
-    {
+    if let Err(r) = limit_ip(&st, &p, &client, "verify_ip", ratelimit::VERIFY_PER_IP).await {
         return r;
     }
     let headers = req.headers().clone();
@@ -500,8 +508,14 @@ async fn google_start(State(st): State<AppState>, req: Request) -> Response {
     }
     // Each start writes a row: strangers get a budget per IP.
     let client = extract::client(&st, &req);
-    if let Some(ip) = &client.ip
-        && let Err(r) = limit(&st, &p, "google_ip", ip, ratelimit::GOOGLE_START_PER_IP).await
+    if let Err(r) = limit_ip(
+        &st,
+        &p,
+        &client,
+        "google_ip",
+        ratelimit::GOOGLE_START_PER_IP,
+    )
+    .await
     {
         return r;
     }
@@ -543,9 +557,7 @@ async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let client = extract::client(&st, &req);
-    if let Some(ip) = &client.ip
-        && let Err(r) = limit(&st, &p, "callback_ip", ip, ratelimit::CALLBACK_PER_IP).await
-    {
+    if let Err(r) = limit_ip(&st, &p, &client, "callback_ip", ratelimit::CALLBACK_PER_IP).await {
         return r;
     }
     let q: CallbackQuery = query(&req);

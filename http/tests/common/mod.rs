@@ -153,7 +153,6 @@ impl Deployment {
         let slug = unique("p");
         let core = &app.handle.state.core;
         let db = &core.svc.db;
-        let key = &core.svc.master_key;
         let origin = format!("https://app-{slug}.example.com");
         let id = store::create_project(
             db,
@@ -178,10 +177,7 @@ impl Deployment {
             }),
             ..Default::default()
         };
-        store::update_project(db, key, &id, &patch, now_ms())
-            .await
-            .expect("update project");
-        core.project_changed(&id).await.expect("reload");
+        app.update_project(&id, patch).await;
         let host = format!("{slug}.{BASE_DOMAIN}");
         let p = TestProject {
             id,
@@ -222,10 +218,7 @@ impl Deployment {
             ]),
             ..Default::default()
         };
-        store::update_project(&core.svc.db, &core.svc.master_key, &p.id, &patch, now_ms())
-            .await
-            .expect("billing config");
-        core.project_changed(&p.id).await.expect("reload");
+        app.update_project(&p.id, patch).await;
         let dir = core.directory.clone();
         let id = p.id.clone();
         eventually("billing config loaded", Duration::from_secs(10), || {
@@ -438,6 +431,22 @@ impl TestApp {
             &[("cookie", format!("reauth_verify={nonce}"))],
         )
         .await
+    }
+
+    /// Change a project's stored configuration, then reload it here and tell the other
+    /// instances (as the CLI does).
+    pub async fn update_project(&self, project_id: &str, patch: store::ProjectPatch) {
+        let core = &self.handle.state.core;
+        store::update_project(
+            &core.svc.db,
+            &core.svc.master_key,
+            project_id,
+            &patch,
+            now_ms(),
+        )
+        .await
+        .expect("update project");
+        core.project_changed(project_id).await.expect("reload");
     }
 
     /// GET on the operator listener.

@@ -3,7 +3,7 @@
 //! reconnect. Every key and the bus channel carry the configured prefix.
 //!
 //! Faults are bounded: every call has a short deadline ([`DEADLINE`]), and a circuit breaker
-//! answers "unavailable" at once for [`OPEN_FOR`] after a failure, then lets one call probe.
+//! answers "unavailable" at once for [`OPEN_FOR`] after a failure, then lets calls probe again.
 //! So a Redis that is down, flushed or cut off costs callers at most a few hundred
 //! milliseconds, never the manager's reconnect loop. The connection is made lazily and the bus
 //! subscription retried in the background: an instance starts with Redis down and recovers on
@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,12 +43,17 @@ impl Drop for RedisCache {
 }
 
 /// Closed (calls go through) until a failure; then open (calls fail at once) until
-/// `open_until`, after which the next call probes.
+/// `open_until`, after which calls probe again. `reauth_cache_up` and the log follow the
+/// transitions only, not every call.
 #[derive(Default)]
 pub struct Breaker {
     open_until_ms: AtomicI64,
-    down: AtomicBool,
+    /// 0: not known yet, 1: up, 2: down.
+    state: AtomicU8,
 }
+
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 impl Breaker {
     fn is_open(&self) -> bool {
@@ -60,21 +65,24 @@ impl Breaker {
             crate::now_ms() + OPEN_FOR.as_millis() as i64,
             Ordering::Relaxed,
         );
-        if !self.down.swap(true, Ordering::Relaxed) {
+        metrics::counter!("reauth_cache_failures_total").increment(1);
+        if self.state.swap(DOWN, Ordering::Relaxed) != DOWN {
             tracing::warn!(
                 error = why,
                 "Redis unavailable; degraded to resident state and SQL"
             );
             metrics::gauge!("reauth_cache_up").set(0.0);
         }
-        metrics::counter!("reauth_cache_failures_total").increment(1);
     }
 
     fn ok(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::info!("Redis reachable again");
+        let was = self.state.swap(UP, Ordering::Relaxed);
+        if was != UP {
+            if was == DOWN {
+                tracing::info!("Redis reachable again");
+            }
+            metrics::gauge!("reauth_cache_up").set(1.0);
         }
-        metrics::gauge!("reauth_cache_up").set(1.0);
     }
 }
 
