@@ -12,6 +12,8 @@ use crate::tenants::Tenants;
 struct Revoked {
     user_id: String,
     hash: String,
+    #[serde(default)]
+    revoked_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -42,14 +44,22 @@ pub async fn run(
         let msg = match rx.recv().await {
             Ok(m) => m,
             Err(RecvError::Lagged(n)) => {
+                // A gap: revocations among the skipped messages come from the feed, now.
                 tracing::warn!(
                     skipped = n,
-                    "bus bridge lagged; some remote changes arrive via TTL expiry"
+                    "bus bridge lagged; revalidating from the revocations feed"
                 );
+                sessions.revoked().kick();
                 continue;
             }
             Err(RecvError::Closed) => break,
         };
+        if msg.topic == reauth_runtime::cache::BUS_SUBSCRIBED {
+            // (Re)subscribed: whatever was published while we were not is lost to us; the
+            // feed has it.
+            sessions.revoked().kick();
+            continue;
+        }
         if msg.origin == instance_id {
             continue;
         }
@@ -62,7 +72,8 @@ async fn apply(msg: &BusMessage, sessions: &Sessions, tenants: &Tenants) {
     match msg.topic.as_str() {
         "session.revoked" => {
             if let Ok(r) = serde_json::from_str::<Revoked>(&msg.payload) {
-                sessions.apply_revoke(&r.user_id, &r.hash);
+                let at = r.revoked_at.unwrap_or_else(reauth_runtime::now_ms);
+                sessions.apply_revoke_at(&r.user_id, &r.hash, at);
             }
         }
         "user.state" => {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use reauth_runtime::{BusMessage, now_ms};
 
 use crate::services::{Services, Svc};
@@ -27,6 +29,17 @@ impl Core {
         let sessions = Sessions::start(svc.clone(), directory.clone()).await?;
         // Subscribe before projects start so no change published meanwhile is missed.
         let rx = svc.cache.subscribe();
+        // Revocations that may still have a Redis copy are known before the first request.
+        let now = now_ms();
+        crate::revocation::catch_up(&svc, &sessions, now - crate::revocation::REMEMBER_MS)
+            .await
+            .context("loading recent revocations")?;
+        let revalidate = tokio::spawn(crate::revocation::run(
+            svc.clone(),
+            sessions.clone(),
+            sessions.revoked(),
+            Duration::from_secs(svc.settings.revalidate_secs.max(1)),
+        ));
         let tenants = Tenants::start(svc.clone(), directory.clone(), sessions.clone()).await?;
         let bridge = tokio::spawn(crate::bus::run(
             svc.instance_id.clone(),
@@ -45,7 +58,9 @@ impl Core {
             tenants,
             sessions,
             directory,
-            tasks: Arc::new(std::sync::Mutex::new(vec![bridge, janitor, watcher])),
+            tasks: Arc::new(std::sync::Mutex::new(vec![
+                bridge, janitor, watcher, revalidate,
+            ])),
         })
     }
 

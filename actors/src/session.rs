@@ -24,6 +24,7 @@ use reauth_runtime::registry::Registry;
 use reauth_runtime::{BusMessage, now_ms};
 
 use crate::model::{Project, SessionRecord, SubscriptionRecord, UserState, UserView};
+use crate::revocation::{COPY_TTL, Revoked};
 use crate::services::Svc;
 use crate::store;
 use crate::tenants::Directory;
@@ -75,8 +76,10 @@ pub enum SessionMsg {
         now: i64,
         reply: RpcReplyPort<Option<Arc<UserView>>>,
     },
-    /// A reader saw the session's renewal due: push its expiry out and republish.
+    /// A reader saw the session's renewal due: ask SQL to push its expiry out.
     Renew { hash: String, now: i64 },
+    /// What SQL said to a renewal: only an expiry SQL extended is adopted.
+    Renewed { hash: String, outcome: Renewal },
     /// Forget a session (logout/revoke here or on another instance, or expired).
     Revoke { hash: String },
     /// The user or their subscription changed: reload from the store.
@@ -91,6 +94,21 @@ pub enum SessionMsg {
     Republish,
 }
 
+/// The answer of a renewal's SQL write.
+pub enum Renewal {
+    /// SQL extended it: this is the stored session now.
+    Extended(SessionRecord),
+    /// SQL did not extend it (revoked, expired or extended elsewhere): the stored session.
+    Unchanged(SessionRecord),
+    /// No such session any more.
+    Missing,
+    /// The store did not answer: try again later.
+    Failed,
+}
+
+/// After a failed renewal write, the next attempt waits this long.
+const RENEW_RETRY_MS: i64 = 30_000;
+
 pub struct SessionActor;
 
 pub struct SessionArgs {
@@ -99,6 +117,7 @@ pub struct SessionArgs {
     pub svc: Svc,
     pub directory: Arc<Directory>,
     pub index: Index,
+    pub revoked: Arc<Revoked>,
     pub metrics: ActorMetrics,
 }
 
@@ -108,6 +127,8 @@ pub struct SessionState {
     project_id: Arc<str>,
     user: UserState,
     sessions: HashMap<String, SessionRecord>,
+    /// Renewals in flight or backing off: the earliest time another may start.
+    renewing: HashMap<String, i64>,
 }
 
 impl SessionState {
@@ -155,32 +176,79 @@ impl SessionState {
 
     fn forget(&mut self, hash: &str) {
         self.sessions.remove(hash);
+        self.renewing.remove(hash);
         let me = self.me;
         self.args.index.remove_if(hash, |_, p| p.actor == me);
     }
 
-    /// Sliding renewal: push the expiry out, write it in a spawned task, republish.
-    fn renew(&mut self, hash: &str, now: i64) {
+    /// Sliding renewal: SQL pushes the expiry out in a spawned task, and only the expiry SQL
+    /// wrote comes back here ([`SessionMsg::Renewed`]): a renewal never extends a session SQL
+    /// did not extend, never revives a revoked one, and never writes a Redis copy (it deletes
+    /// the old one, so a copy can't be resurrected after a concurrent logout's DEL).
+    fn renew(&mut self, me: ActorRef<SessionMsg>, hash: &str, now: i64) {
         let Some(project) = self.project() else {
             return;
         };
-        let Some(rec) = self.sessions.get_mut(hash) else {
+        let Some(rec) = self.sessions.get(hash) else {
             return;
         };
         if now - rec.last_seen_at < RENEW_EVERY_MS || !rec.is_live(now) {
             return;
         }
-        rec.last_seen_at = now;
-        rec.expires_at = now + project.session_ttl_secs * 1000;
+        if self.renewing.get(hash).is_some_and(|not_before| now < *not_before) {
+            return;
+        }
+        self.renewing.insert(hash.to_string(), i64::MAX);
         let svc = self.args.svc.clone();
-        let rec = rec.clone();
+        let (id, hash) = (rec.id.clone(), hash.to_string());
+        let expires_at = now + project.session_ttl_secs * 1000;
+        let metrics = self.args.metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = store::renew_session(&svc.db, &rec.id, rec.expires_at, now).await {
-                tracing::warn!(error = %e, "session renewal not written; retried on a later lookup");
+            let outcome = match store::renew_session(&svc.db, &id, expires_at, now).await {
+                Ok(extended) => match store::session_by_hash(&svc.db, &hash).await {
+                    Ok(Some(rec)) if extended => Renewal::Extended(rec),
+                    Ok(Some(rec)) => Renewal::Unchanged(rec),
+                    Ok(None) => Renewal::Missing,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session re-read after renewal failed");
+                        Renewal::Failed
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "session renewal not written; retried later");
+                    Renewal::Failed
+                }
+            };
+            if matches!(outcome, Renewal::Extended(_)) {
+                let _ = svc.cache.del(&format!("sess:{hash}")).await;
             }
-            cache_session(&svc, &rec).await;
+            metrics.enqueued();
+            let _ = me.cast(SessionMsg::Renewed { hash, outcome });
         });
-        self.publish(hash, now);
+    }
+
+    fn renewed(&mut self, hash: &str, outcome: Renewal, now: i64) {
+        match outcome {
+            Renewal::Failed => {
+                self.renewing.insert(hash.to_string(), now + RENEW_RETRY_MS);
+            }
+            Renewal::Missing => self.forget(hash),
+            Renewal::Extended(rec) | Renewal::Unchanged(rec) => {
+                self.renewing.remove(hash);
+                if let Some(at) = rec.revoked_at {
+                    self.args.revoked.note(hash, at);
+                }
+                if !rec.is_live(now) {
+                    self.forget(hash);
+                    return;
+                }
+                if let Some(held) = self.sessions.get_mut(hash) {
+                    held.expires_at = rec.expires_at;
+                    held.last_seen_at = rec.last_seen_at;
+                    self.publish(hash, now);
+                }
+            }
+        }
     }
 }
 
@@ -221,9 +289,11 @@ pub(crate) async fn cache_user_state(svc: &Svc, st: &UserState) {
     }
 }
 
+/// Cache a session read from SQL. The copy lives at most [`COPY_TTL`]: the revoked hashes
+/// every instance remembers outlast it, so a copy that missed its DEL is never adopted.
 async fn cache_session(svc: &Svc, rec: &SessionRecord) {
-    let ttl = rec.expires_at - now_ms();
-    if ttl <= 0 {
+    let ttl = (rec.expires_at - now_ms()).min(COPY_TTL.as_millis() as i64);
+    if ttl <= 0 || rec.revoked_at.is_some() {
         return;
     }
     if let Ok(s) = serde_json::to_string(rec) {
@@ -255,6 +325,7 @@ impl Actor for SessionActor {
             args,
             user,
             sessions: HashMap::new(),
+            renewing: HashMap::new(),
         })
     }
 
@@ -279,9 +350,12 @@ impl Actor for SessionActor {
         let _timer = state.args.metrics.handling();
         match msg {
             SessionMsg::Learn { rec, now, reply } => {
+                // A copy of a session revoked meanwhile (its Redis DEL failed, or the logout
+                // came between the read and this message) is not adopted.
                 if rec.user_id.as_str() == &*state.args.user_id
                     && rec.project_id == state.args.project_id
                     && rec.is_live(now)
+                    && !state.args.revoked.contains(&rec.token_hash)
                 {
                     let hash = rec.token_hash.clone();
                     // Keep a newer expiry we may already hold (renewed here).
@@ -295,7 +369,8 @@ impl Actor for SessionActor {
                     let _ = reply.send(None);
                 }
             }
-            SessionMsg::Renew { hash, now } => state.renew(&hash, now),
+            SessionMsg::Renew { hash, now } => state.renew(me, &hash, now),
+            SessionMsg::Renewed { hash, outcome } => state.renewed(&hash, outcome, now_ms()),
             SessionMsg::Revoke { hash } => state.forget(&hash),
             SessionMsg::Refresh => {
                 let svc = state.args.svc.clone();
@@ -337,6 +412,7 @@ impl Actor for SessionActor {
 pub struct Sessions {
     registry: Registry<UserId, SessionMsg>,
     index: Index,
+    revoked: Arc<Revoked>,
     svc: Svc,
     directory: Arc<Directory>,
 }
@@ -354,9 +430,15 @@ impl Sessions {
         Ok(Self {
             registry,
             index: Arc::new(DashMap::new()),
+            revoked: Arc::new(Revoked::default()),
             svc,
             directory,
         })
+    }
+
+    /// The hashes revoked recently, and the revalidation trigger.
+    pub fn revoked(&self) -> Arc<Revoked> {
+        self.revoked.clone()
     }
 
     pub fn resident(&self) -> usize {
@@ -414,7 +496,7 @@ impl Sessions {
         let Some(rec) = self.load_session(&hash).await? else {
             return Ok(None);
         };
-        if rec.project_id != project_id || !rec.is_live(now) {
+        if rec.project_id != project_id || !rec.is_live(now) || self.revoked.contains(&hash) {
             return Ok(None);
         }
         let uid: UserId = Arc::from(rec.user_id.as_str());
@@ -451,6 +533,7 @@ impl Sessions {
             svc: self.svc.clone(),
             directory: self.directory.clone(),
             index: self.index.clone(),
+            revoked: self.revoked.clone(),
             metrics: self.registry.metrics().clone(),
         };
         Ok(self
@@ -512,13 +595,16 @@ impl Sessions {
         let Some(rec) = store::revoke_session(&self.svc.db, project_id, &hash, now).await? else {
             return Ok(false);
         };
+        // Remembered before anything else: a lookup racing this logout can't adopt a copy.
+        self.apply_revoke_at(&rec.user_id, &hash, now);
         if let Err(e) = self.svc.cache.del(&format!("sess:{hash}")).await {
-            tracing::warn!(error = %e, "cache unavailable while revoking; SQL remains authoritative");
+            // The copy may stay in Redis until it expires; every instance refuses it (the
+            // revocations feed), so SQL remains authoritative.
+            tracing::warn!(error = %e, "cache unavailable while revoking; the revocations feed covers it");
         }
-        self.apply_revoke(&rec.user_id, &hash);
         self.publish(
             "session.revoked",
-            serde_json::json!({ "user_id": rec.user_id, "hash": hash }),
+            serde_json::json!({ "user_id": rec.user_id, "hash": hash, "revoked_at": now }),
         )
         .await;
         Ok(true)
@@ -529,8 +615,10 @@ impl Sessions {
         let _ = actor.cast(msg);
     }
 
-    /// Local effect of a revocation (also used by the bus bridge for other instances' revokes).
-    pub fn apply_revoke(&self, user_id: &str, hash: &str) {
+    /// Local effect of a revocation (also used by the bus bridge for other instances' revokes
+    /// and by the revocations feed): remembered, unpublished, and the actor forgets it.
+    pub fn apply_revoke_at(&self, user_id: &str, hash: &str, revoked_at: i64) {
+        self.revoked.note(hash, revoked_at);
         self.index.remove(hash);
         if let Some(a) = self.registry.peek(&Arc::from(user_id)) {
             self.registry.metrics().enqueued();

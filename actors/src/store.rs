@@ -303,7 +303,7 @@ pub async fn user_state(
         "SELECT u.id, u.project_id, u.email, u.name, u.avatar_url, u.google_sub, u.stripe_customer_id,
                 s.id AS sub_id, s.price_id, s.status, s.current_period_end, s.cancel_at_period_end, s.source_created
          FROM end_users u
-         LEFT JOIN subscriptions s ON s.id = (
+         LEFT JOIN subscriptions s ON s.project_id = u.project_id AND s.id = (
              SELECT id FROM subscriptions WHERE project_id = u.project_id AND user_id = u.id
              ORDER BY source_created DESC, updated_at DESC LIMIT 1)
          WHERE u.id = $1 AND u.project_id = $2",
@@ -413,15 +413,46 @@ pub async fn revoke_session(
     row.as_ref().map(session_from_row).transpose()
 }
 
-/// Sliding renewal: push the expiry out (never pulls it in, never revives a revoked session).
-pub async fn renew_session(db: &Db, id: &str, expires_at: i64, now: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE sessions SET expires_at = $1, last_seen_at = $2 WHERE id = $3 AND revoked_at IS NULL AND expires_at < $1")
+/// Sliding renewal: push the expiry out (never pulls it in, never revives a revoked or expired
+/// session). Returns whether SQL extended it; only then may a cached copy be extended.
+pub async fn renew_session(db: &Db, id: &str, expires_at: i64, now: i64) -> anyhow::Result<bool> {
+    let n = sqlx::query("UPDATE sessions SET expires_at = $1, last_seen_at = $2 WHERE id = $3 AND revoked_at IS NULL AND expires_at > $2 AND expires_at < $1")
         .bind(expires_at)
         .bind(now)
         .bind(id)
         .execute(&db.pool)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// One row of the revocations feed.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub token_hash: String,
+    pub user_id: String,
+    pub revoked_at: i64,
+}
+
+/// Sessions revoked at or after `since` (the index `sessions_revoked` makes this
+/// O(revocations), whatever the number of sessions).
+pub async fn revocations_since(db: &Db, since: i64) -> anyhow::Result<Vec<Revocation>> {
+    let rows = sqlx::query(
+        "SELECT token_hash, user_id, revoked_at FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at >= $1",
+    )
+    .bind(since)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading the revocations feed")?;
+    rows.iter()
+        .map(|r| {
+            Ok(Revocation {
+                token_hash: r.try_get("token_hash")?,
+                user_id: r.try_get("user_id")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
 }
 
 // ---- magic links ----

@@ -5,74 +5,10 @@
 #[allow(unused_macros)] // both scenarios need Redis; on_both! is not used here
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::{Backend, Deployment, eventually, link_token, unique};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A loopback TCP proxy to the machine's Redis that can be cut: while cut it keeps every
-/// connection open and forwards nothing (bytes wait, as TCP holds them during a partition),
-/// and delivers them when healed.
-struct Partition {
-    url: String,
-    cut: Arc<AtomicBool>,
-}
-
-impl Partition {
-    async fn start() -> Self {
-        let upstream = common::redis_url()
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap_or("127.0.0.1:6379")
-            .to_string();
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", l.local_addr().unwrap());
-        let cut = Arc::new(AtomicBool::new(false));
-        let c = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = l.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pipe(cr, sw, c.clone()));
-                tokio::spawn(pipe(sr, cw, c.clone()));
-            }
-        });
-        Self { url, cut }
-    }
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    cut: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        while cut.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let Ok(n) = from.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        while cut.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// How long a request took, and its answer.
 async fn timed<F: std::future::Future<Output = common::Resp>>(f: F) -> (Duration, common::Resp) {
@@ -89,7 +25,7 @@ const PROMPT: Duration = Duration::from_secs(3);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_redis_costs_milliseconds_not_seconds() {
     let dep = Deployment::new(Backend::Real).await;
-    let proxy = Partition::start().await;
+    let proxy = common::proxy::RedisProxy::start().await;
     let mut s = dep.settings();
     s.redis_url = Some(reauth_runtime::config::Secret::new(proxy.url.clone()));
     let app = dep.spawn_with(s).await;
@@ -101,7 +37,7 @@ async fn a_partitioned_redis_costs_milliseconds_not_seconds() {
         StatusCode::OK
     );
 
-    proxy.cut.store(true, Ordering::Relaxed);
+    proxy.cut();
 
     let (took, r) = timed(app.get(&p.host, "/readyz", &[])).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
@@ -147,7 +83,7 @@ async fn a_partitioned_redis_costs_milliseconds_not_seconds() {
     );
 
     // Healed: readiness comes back by itself.
-    proxy.cut.store(false, Ordering::Relaxed);
+    proxy.heal();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if app.get(&p.host, "/readyz", &[]).await.status == StatusCode::OK {

@@ -18,6 +18,10 @@ pub struct BusMessage {
     pub payload: String,
 }
 
+/// The topic of a message the bus itself delivers to local subscribers (never published) when
+/// its subscription is made or remade: anything published meanwhile was lost to this instance.
+pub const BUS_SUBSCRIBED: &str = "bus.subscribed";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cache unavailable: {0}")]

@@ -52,6 +52,9 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Seconds a session actor may sit idle before it is passivated.
     pub session_idle_secs: u64,
+    /// Every instance reads the revocations feed this often: the bound on a revocation whose
+    /// bus message was lost (Redis partitioned, flushed or down).
+    pub revalidate_secs: u64,
     /// Peers (reverse proxies) whose `X-Forwarded-For` is believed: the client is the rightmost
     /// hop not in this set. Empty = the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -90,6 +93,7 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             request_timeout_secs: 15,
             session_idle_secs: 300,
+            revalidate_secs: 30,
             trusted_proxies: vec![],
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
             public_scheme: None,
@@ -120,6 +124,7 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "request_timeout_secs",
     "session_idle_secs",
+    "revalidate_secs",
     "trusted_proxies",
     "ops_listen",
     "public_scheme",
@@ -241,6 +246,12 @@ impl Settings {
             }
             "request_timeout_secs" => self.request_timeout_secs = parse_num(value)?,
             "session_idle_secs" => self.session_idle_secs = parse_num(value)?,
+            "revalidate_secs" => {
+                self.revalidate_secs = parse_num(value)?;
+                if self.revalidate_secs == 0 {
+                    bail!("revalidate_secs must be at least 1");
+                }
+            }
             "trusted_proxies" => {
                 self.trusted_proxies = value
                     .split([',', ' '])

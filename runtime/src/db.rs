@@ -26,11 +26,18 @@ pub struct Db {
 }
 
 /// The migrations, embedded in the binary. Each file is portable SQL for both backends.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "revocations feed",
+        include_str!("../../migrations/0002_revocations_feed.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     let list = MIGRATIONS

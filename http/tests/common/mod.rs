@@ -21,6 +21,7 @@ macro_rules! on_both {
     };
 }
 
+pub mod proxy;
 pub mod stripe;
 
 use std::net::SocketAddr;

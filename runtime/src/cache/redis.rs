@@ -113,6 +113,16 @@ impl RedisCache {
         let (bus, _) = broadcast::channel(4096);
         let tx = bus.clone();
         let push = move |info: PushInfo| -> Result<(), ()> {
+            if info.kind == PushKind::Subscribe {
+                // Subscribed, first or after a reconnect: tell local subscribers that messages
+                // may have been missed meanwhile.
+                let _ = tx.send(BusMessage {
+                    origin: String::new(),
+                    topic: super::BUS_SUBSCRIBED.into(),
+                    payload: String::new(),
+                });
+                return Ok(());
+            }
             if info.kind != PushKind::Message {
                 return Ok(());
             }
@@ -136,7 +146,7 @@ impl RedisCache {
             .context("configuring the Redis connection")?;
         let channel = format!("{prefix}bus");
         let breaker = Arc::new(Breaker::default());
-        let subscriber = tokio::spawn(subscribe_until_done(
+        let subscriber = tokio::spawn(keep_subscribed(
             cm.clone(),
             channel.clone(),
             breaker.clone(),
@@ -185,19 +195,34 @@ impl RedisCache {
 }
 
 /// Subscribe to the bus channel, retrying each second until it works; after that the manager
-/// resubscribes by itself on every reconnect.
-async fn subscribe_until_done(cm: ConnectionManager, channel: String, breaker: Arc<Breaker>) {
+/// resubscribes by itself on every reconnect. Then a heartbeat: an idle instance's connection
+/// is checked every [`OPEN_FOR`], so a Redis that went away and came back is reconnected (and
+/// the bus resubscribed) within about a second even when nothing else calls it.
+async fn keep_subscribed(cm: ConnectionManager, channel: String, breaker: Arc<Breaker>) {
     loop {
         let mut c = cm.clone();
         match tokio::time::timeout(DEADLINE, c.subscribe(&channel)).await {
             Ok(Ok(())) => {
                 breaker.ok();
-                return;
+                break;
             }
             Ok(Err(e)) => breaker.trip(&e.to_string()),
             Err(_) => breaker.trip("subscribe timed out"),
         }
         tokio::time::sleep(OPEN_FOR).await;
+    }
+    loop {
+        tokio::time::sleep(OPEN_FOR).await;
+        if breaker.is_open() {
+            continue;
+        }
+        let mut c = cm.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(DEADLINE, ping.query_async::<String>(&mut c)).await {
+            Ok(Ok(_)) => breaker.ok(),
+            Ok(Err(e)) => breaker.trip(&e.to_string()),
+            Err(_) => breaker.trip("heartbeat timed out"),
+        }
     }
 }
 
