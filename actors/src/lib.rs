@@ -7,6 +7,7 @@ pub mod core;
 pub mod login;
 pub mod model;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod revocation;
 pub mod services;
 pub mod session;

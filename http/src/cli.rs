@@ -1,12 +1,16 @@
-//! The `reauth` command line: `serve`, `dev`, `migrate`, `project create|list|show|update`.
+//! The `reauth` command line: `serve`, `dev`, `migrate`, `project create|list|show|update`,
+//! `stripe reconcile`.
 //! Flags mirror the `REAUTH_*` environment variables; `--json` output is for scripts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use reauth_actors::model::{PlanMapping, Project};
+use reauth_actors::reconcile;
+use reauth_actors::services::Services;
 use reauth_actors::store::{self, ProjectPatch};
 use reauth_runtime::config::Secret;
 use reauth_runtime::crypto::MasterKey;
@@ -62,6 +66,25 @@ enum Cmd {
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// Stripe maintenance.
+    #[command(subcommand)]
+    Stripe(StripeCmd),
+}
+
+#[derive(Subcommand)]
+enum StripeCmd {
+    /// Compare the subscriptions Stripe lists with what reauth stores and repair the drift
+    /// (status, price, period end, cancel at period end; missing subscriptions of known users).
+    /// Running instances hear of repairs over Redis when it is configured.
+    Reconcile {
+        /// Only this project (default: every project with a Stripe secret key).
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,7 +225,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Project(cmd) => project(config, cmd).await,
+        Cmd::Stripe(cmd) => stripe(config, cmd).await,
     }
+}
+
+/// `reauth stripe reconcile`: per project, how many subscriptions Stripe listed (checked) and
+/// how many rows were repaired; fails when a project could not be reconciled.
+async fn stripe(config: Option<&PathBuf>, cmd: StripeCmd) -> anyhow::Result<()> {
+    let StripeCmd::Reconcile {
+        project,
+        json,
+        store,
+    } = cmd;
+    let s = settings(config, &store)?;
+    crate::telemetry::init("warn", s.log_format);
+    let key = cli_master_key(&s)?;
+    let db = app::open_db(&s).await?;
+    // The bus carries repairs to running instances' resident views (Redis); without Redis,
+    // embedded instances show them when their views next load from the store.
+    let cache = cache::connect(s.redis_url.as_ref().map(|u| u.expose()), &s.redis_prefix)
+        .await
+        .context("connecting to Redis")?;
+    let svc = Arc::new(Services::new(db.clone(), cache, s.clone(), key, false)?);
+    let reports = reconcile::reconcile_cli(&svc, project.as_deref()).await;
+    db.pool.close().await;
+    let reports = reports?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            match &r.error {
+                None => println!(
+                    "{}\tchecked {}\trepaired {}",
+                    r.project, r.checked, r.repaired
+                ),
+                Some(e) => println!("{}\tfailed: {e}", r.project),
+            }
+        }
+    }
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} project(s) could not be reconciled");
+    }
+    Ok(())
 }
 
 /// `dev` serves every sign-in link at `/dev/outbox`: on a reachable address that is an open
@@ -260,8 +325,7 @@ async fn serve(s: Settings, mode: Mode) -> anyhow::Result<()> {
             None => eprintln!(),
         }
     }
-    handle.run_until(app::shutdown_signal()).await;
-    Ok(())
+    handle.run_until(app::shutdown_signal()).await
 }
 
 /// The key that seals secrets: required with a configured database; the dev key otherwise.

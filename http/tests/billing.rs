@@ -59,7 +59,8 @@ async fn stored_events(app: &TestApp, p: &TestProject) -> i64 {
 
 on_both!(each_handled_event_type_changes_what_v1_user_returns);
 async fn each_handled_event_type_changes_what_v1_user_returns(backend: Backend) {
-    let (_dep, app, p, token, user_id) = setup(backend).await;
+    let (dep, app, p, token, user_id) = setup(backend).await;
+    let key = format!("sk_test_{}", p.slug);
     let t0 = now() - 100;
     let sub = format!("sub_{}", unique(""));
     let cus = format!("cus_{}", unique(""));
@@ -120,7 +121,11 @@ async fn each_handled_event_type_changes_what_v1_user_returns(backend: Backend) 
     );
     assert_eq!(v["features"], json!(["export"]));
 
-    // invoice.payment_failed: past due.
+    // invoice.payment_failed: the subscription is fetched from Stripe, which says past due.
+    dep.stripe.put_subscription(
+        &key,
+        subscription(&sub, &cus, "past_due", "price_basic", period, true, None),
+    );
     send(
         &app,
         &p,
@@ -134,8 +139,12 @@ async fn each_handled_event_type_changes_what_v1_user_returns(backend: Backend) 
         "past_due"
     );
 
-    // invoice.paid: active again, period extended.
+    // invoice.paid: Stripe says active again, period extended.
     let next_period = period + 30 * 86400;
+    dep.stripe.put_subscription(
+        &key,
+        subscription(&sub, &cus, "active", "price_basic", next_period, true, None),
+    );
     send(
         &app,
         &p,
@@ -450,8 +459,8 @@ async fn bad_deliveries_are_rejected_and_store_nothing(backend: Backend) {
     assert_eq!(stored_events(&app, &other).await, 0);
     assert_eq!(user(&app, &p, &token).await["plan"], "free");
 
-    // A handled type that cannot be understood is kept (status error), not dropped, and is
-    // applied when delivered again in a readable form.
+    // A handled type that cannot be understood is kept (status unreadable), not dropped, and
+    // answered 200: a retry would not make it readable.
     let (s, body) = send(
         &app,
         &p,
@@ -469,7 +478,7 @@ async fn bad_deliveries_are_rejected_and_store_nothing(backend: Backend) {
         .fetch_one(&app.handle.state.core.svc.db.pool)
         .await
         .unwrap();
-    assert_eq!(status, "error");
+    assert_eq!(status, "unreadable");
     let metrics = app.ops_get("/metrics").await.body;
     assert!(
         metrics.contains("reauth_stripe_events_total{outcome=\"unreadable\"}"),

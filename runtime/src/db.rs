@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocations feed",
         include_str!("../../migrations/0002_revocations_feed.sql"),
     ),
+    (
+        3,
+        "subscriptions per project",
+        include_str!("../../migrations/0003_subscriptions_per_project.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -1,15 +1,19 @@
 //! A loopback Stripe: the API endpoints reauth calls (customers, Checkout Sessions, Billing
-//! Portal sessions; form-encoded, bearer secret key) and webhook payloads signed exactly as
-//! Stripe documents: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+//! Portal sessions; form-encoded, bearer secret key), subscriptions retrieved and listed from
+//! state the test controls (one account per secret key; `GET /v1/subscriptions/{id}` and
+//! `GET /v1/subscriptions?status=…&limit=…&starting_after=…`, newest first, as Stripe pages
+//! them), and webhook payloads signed exactly as Stripe documents:
+//! `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -30,20 +34,30 @@ impl StripeCall {
     }
 }
 
+/// Subscriptions per account (secret key), oldest first.
+type Accounts = Arc<Mutex<HashMap<String, Vec<Value>>>>;
+
 #[derive(Clone)]
 pub struct FakeStripe {
     pub url: String,
     pub calls: Arc<Mutex<Vec<StripeCall>>>,
+    accounts: Accounts,
 }
 
 impl FakeStripe {
     pub async fn start() -> Self {
         let calls: Arc<Mutex<Vec<StripeCall>>> = Arc::default();
+        let accounts: Accounts = Arc::default();
+        let reads = Router::new()
+            .route("/v1/subscriptions", get(list_subscriptions))
+            .route("/v1/subscriptions/{id}", get(retrieve_subscription))
+            .with_state((calls.clone(), accounts.clone()));
         let app = Router::new()
             .route("/v1/customers", post(customers))
             .route("/v1/checkout/sessions", post(checkout_sessions))
             .route("/v1/billing_portal/sessions", post(portal_sessions))
-            .with_state(calls.clone());
+            .with_state(calls.clone())
+            .merge(reads);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -54,6 +68,18 @@ impl FakeStripe {
         Self {
             url: format!("http://{addr}/"),
             calls,
+            accounts,
+        }
+    }
+
+    /// Set a subscription of the account of `secret_key` as Stripe now has it (replacing one
+    /// with the same id, keeping its place in the list).
+    pub fn put_subscription(&self, secret_key: &str, sub: Value) {
+        let mut accounts = self.accounts.lock().expect("lock");
+        let subs = accounts.entry(secret_key.to_string()).or_default();
+        match subs.iter_mut().find(|s| s["id"] == sub["id"]) {
+            Some(s) => *s = sub,
+            None => subs.push(sub),
         }
     }
 
@@ -99,6 +125,102 @@ fn record(
 
 fn now() -> i64 {
     reauth_runtime::now_ms() / 1000
+}
+
+fn stripe_error(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        Json(json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": message}})),
+    )
+        .into_response()
+}
+
+type ReadState = State<(Arc<Mutex<Vec<StripeCall>>>, Accounts)>;
+
+/// `GET /v1/subscriptions/{id}`: the subscription in the caller's account, else 404.
+async fn retrieve_subscription(
+    State((calls, accounts)): ReadState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/v1/subscriptions/{id}");
+    let call = match record(&calls, &path, &headers, "") {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let accounts = accounts.lock().expect("lock");
+    match accounts
+        .get(&call.key)
+        .and_then(|subs| subs.iter().find(|s| s["id"] == id.as_str()))
+    {
+        Some(s) => Json(s.clone()).into_response(),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            format!("No such subscription: '{id}'"),
+        ),
+    }
+}
+
+/// `GET /v1/subscriptions`: newest first; without `status` canceled ones are left out, as
+/// Stripe does; `limit` 1..=100 (default 10); `starting_after` an id of the list.
+async fn list_subscriptions(
+    State((calls, accounts)): ReadState,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let query = serde_urlencoded::to_string(&q).unwrap_or_default();
+    let call = match record(&calls, "/v1/subscriptions", &headers, &query) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 10,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        Some(_) => {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "limit must be between 1 and 100".into(),
+            );
+        }
+    };
+    let accounts = accounts.lock().expect("lock");
+    let all: Vec<&Value> = accounts
+        .get(&call.key)
+        .map(|subs| subs.iter().rev().collect())
+        .unwrap_or_default();
+    let listed: Vec<&Value> = all
+        .into_iter()
+        .filter(|s| match q.get("status").map(String::as_str) {
+            Some("all") => true,
+            Some(st) => s["status"] == st,
+            None => s["status"] != "canceled",
+        })
+        .collect();
+    let start = match q.get("starting_after") {
+        None => 0,
+        Some(after) => match listed.iter().position(|s| s["id"] == after.as_str()) {
+            Some(i) => i + 1,
+            None => {
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("starting_after {after} is not in the list"),
+                );
+            }
+        },
+    };
+    let page: Vec<Value> = listed
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|s| (*s).clone())
+        .collect();
+    Json(json!({
+        "object": "list",
+        "url": "/v1/subscriptions",
+        "has_more": start + page.len() < listed.len(),
+        "data": page,
+    }))
+    .into_response()
 }
 
 async fn customers(
