@@ -1,10 +1,19 @@
 //! `Tenants` supervises one `ProjectActor` per project (one-for-one, restart with backoff).
+//!
+//! Policy: the project supervisor ("tenants") runs under a root supervisor. A ProjectActor that
+//! fails is restarted with backoff; one that stops normally (its project was deleted) is not.
+//! When the project supervisor exceeds its restart intensity it fails, ractor stops its
+//! children, and the root starts a fresh one, which starts every stored project again (the
+//! directory's snapshots keep serving reads meanwhile; dead actors leave it in `post_stop`).
+//! When the root itself exceeds its intensity, [`Tenants::failed`] resolves and the process
+//! exits non-zero for its orchestrator to restart — never a half-dead process.
 //! A ProjectActor owns its project's configuration (secrets opened) and the clients built from
 //! it, publishes an immutable snapshot to the [`Directory`] (which the hot path reads without a
 //! mailbox hop), and serves login requests: it hands each to a spawned task with a snapshot of
 //! what it needs, so its own mailbox never waits on Resend, Google or SQL.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -57,6 +66,16 @@ impl Directory {
         self.by_id.insert(p.id.clone(), Arc::new(p));
     }
 
+    /// Whether the project's actor is running (a dead reference does not count).
+    fn has_live_actor(&self, id: &str) -> bool {
+        self.actors.get(id).is_some_and(|a| {
+            matches!(
+                a.get_status(),
+                ractor::ActorStatus::Starting | ractor::ActorStatus::Running
+            )
+        })
+    }
+
     fn remove(&self, id: &str) {
         self.by_host.retain(|_, pid| pid != id);
         self.by_id.remove(id);
@@ -104,6 +123,8 @@ pub enum ProjectMsg {
         return_url: String,
         reply: RpcReplyPort<Result<String, BillingError>>,
     },
+    /// Fail the actor (fault injection: supervision tests and drills; not reachable over HTTP).
+    Fail(String),
 }
 
 pub struct ProjectActor;
@@ -150,6 +171,21 @@ impl Actor for ProjectActor {
         })
     }
 
+    async fn post_stop(
+        &self,
+        me: ActorRef<ProjectMsg>,
+        state: &mut ProjectState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A dead reference must not look like a running project to `ensure`.
+        let me = me.get_id();
+        state
+            .args
+            .directory
+            .actors
+            .remove_if(&state.args.id, |_, a| a.get_id() == me);
+        Ok(())
+    }
+
     async fn handle(
         &self,
         me: ActorRef<ProjectMsg>,
@@ -158,8 +194,10 @@ impl Actor for ProjectActor {
     ) -> Result<(), ActorProcessingErr> {
         let _timer = state.args.metrics.handling();
         match msg {
+            ProjectMsg::Fail(why) => return Err(why.into()),
             ProjectMsg::Reload => {
                 let svc = state.args.svc.clone();
+                let directory = state.args.directory.clone();
                 let id = state.args.id.clone();
                 let metrics = state.args.metrics.clone();
                 tokio::spawn(async move {
@@ -168,7 +206,11 @@ impl Actor for ProjectActor {
                             metrics.enqueued();
                             let _ = me.cast(ProjectMsg::Loaded(Box::new(p)));
                         }
-                        Ok(None) => me.stop(Some("project deleted".into())),
+                        Ok(None) => {
+                            // Deleted: a normal stop (not restarted, not a failure).
+                            directory.remove(&id);
+                            me.stop(Some("project deleted".into()));
+                        }
                         Err(e) => {
                             tracing::error!(project = %id, error = %e, "project reload failed")
                         }
@@ -250,48 +292,63 @@ impl Actor for ProjectActor {
     }
 }
 
-/// The project supervisor and the directory it keeps.
+/// The project supervisor (under its root) and the directory it keeps.
 #[derive(Clone)]
 pub struct Tenants {
-    sup: SupervisorHandle,
+    root: SupervisorHandle,
+    inner: Arc<Inner>,
     pub directory: Arc<Directory>,
+}
+
+struct Inner {
+    /// The current project supervisor: replaced when the root restarts it.
+    sup: RwLock<Option<SupervisorHandle>>,
+    directory: Arc<Directory>,
     svc: Svc,
     sessions: Sessions,
     metrics: ActorMetrics,
+    /// Set once the first start finished: later starts of the supervisor are restarts.
+    booted: AtomicBool,
+    stopping: AtomicBool,
+    /// Resolves when the root supervisor is gone (escalated, or stopped by `shutdown`).
+    root_done: tokio::sync::watch::Receiver<bool>,
 }
 
 const CALL_TIMEOUT_MS: u64 = 30_000;
 
-impl Tenants {
-    /// Start the supervisor and one ProjectActor per stored project.
-    pub async fn start(
-        svc: Svc,
-        directory: Arc<Directory>,
-        sessions: Sessions,
-    ) -> anyhow::Result<Self> {
-        let sup = SupervisorHandle::spawn("tenants", Policy::default(), None).await?;
-        let t = Self {
-            sup,
-            directory,
-            svc,
-            sessions,
-            metrics: ActorMetrics::new("project"),
-        };
-        // One project that cannot load (e.g. a secret sealed with another key) must not keep
-        // the others from being served: each starts on its own.
-        for (id, _) in store::project_versions(&t.svc.db).await? {
-            if let Err(e) = t.ensure(&id).await {
+/// The root's policy: a project supervisor that fails more than this gives the process up.
+fn root_policy() -> Policy {
+    Policy {
+        max_restarts: 5,
+        window: Duration::from_secs(300),
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(5),
+    }
+}
+
+impl Inner {
+    fn sup(&self) -> Option<SupervisorHandle> {
+        self.sup.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Start every stored project that has no running actor. One project that cannot load
+    /// (e.g. a secret sealed with another key) must not keep the others from being served.
+    async fn start_all(&self) -> anyhow::Result<()> {
+        for (id, _) in store::project_versions(&self.svc.db).await? {
+            if let Err(e) = self.ensure(&id).await {
                 tracing::error!(project = %id, error = %e, "project failed to start");
             }
         }
-        Ok(t)
+        Ok(())
     }
 
-    /// Start the project's actor if it is not running.
-    pub async fn ensure(&self, id: &str) -> anyhow::Result<()> {
-        if self.directory.actors.contains_key(id) {
+    async fn ensure(&self, id: &str) -> anyhow::Result<()> {
+        if self.directory.has_live_actor(id) {
             return Ok(());
         }
+        let sup = self
+            .sup()
+            .ok_or_else(|| anyhow::anyhow!("the project supervisor is restarting"))?;
         let (svc, directory, sessions, metrics) = (
             self.svc.clone(),
             self.directory.clone(),
@@ -299,7 +356,8 @@ impl Tenants {
             self.metrics.clone(),
         );
         let pid = id.to_string();
-        let spec = ChildSpec::new(id, Restart::Permanent, self.metrics.clone(), move |sup| {
+        // Transient: restarted after a failure, not after a normal stop (a deleted project).
+        let spec = ChildSpec::new(id, Restart::Transient, self.metrics.clone(), move |sup| {
             let args = ProjectArgs {
                 id: pid.clone(),
                 svc: svc.clone(),
@@ -312,15 +370,82 @@ impl Tenants {
                 Ok(r.get_cell())
             }
         });
-        self.sup.start_child(spec).await?;
+        sup.start_child(spec).await?;
         Ok(())
+    }
+}
+
+impl Tenants {
+    /// Start the root, the project supervisor under it, and one ProjectActor per stored project.
+    pub async fn start(
+        svc: Svc,
+        directory: Arc<Directory>,
+        sessions: Sessions,
+    ) -> anyhow::Result<Self> {
+        let (root, root_task) = SupervisorHandle::spawn_root("root", root_policy()).await?;
+        let (done_tx, root_done) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = root_task.await;
+            let _ = done_tx.send(true);
+        });
+        let inner = Arc::new(Inner {
+            sup: RwLock::new(None),
+            directory: directory.clone(),
+            svc,
+            sessions,
+            metrics: ActorMetrics::new("project"),
+            booted: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            root_done,
+        });
+        let weak = Arc::downgrade(&inner);
+        let spec = ChildSpec::new(
+            "tenants",
+            Restart::Permanent,
+            ActorMetrics::new("tenants"),
+            move |root_cell| {
+                let weak = weak.clone();
+                async move {
+                    let sup =
+                        SupervisorHandle::spawn("tenants", Policy::default(), Some(root_cell))
+                            .await?;
+                    if let Some(inner) = weak.upgrade() {
+                        if let Ok(mut g) = inner.sup.write() {
+                            *g = Some(sup.clone());
+                        }
+                        if inner.booted.load(Ordering::SeqCst) {
+                            tracing::warn!("project supervisor restarted; starting every project again");
+                            tokio::spawn(async move {
+                                if let Err(e) = inner.start_all().await {
+                                    tracing::error!(error = %e, "projects not restarted; the version watcher retries");
+                                }
+                            });
+                        }
+                    }
+                    Ok(sup.cell())
+                }
+            },
+        );
+        root.start_child(spec).await?;
+        inner.start_all().await?;
+        inner.booted.store(true, Ordering::SeqCst);
+        Ok(Self {
+            root,
+            inner,
+            directory,
+        })
+    }
+
+    /// Start the project's actor if it is not running.
+    pub async fn ensure(&self, id: &str) -> anyhow::Result<()> {
+        self.inner.ensure(id).await
     }
 
     /// Reload a project here (after a local change) — starting it when new.
     pub async fn reload(&self, id: &str) -> anyhow::Result<()> {
         match self.actor(id) {
             Some(a) => {
-                self.metrics.enqueued();
+                self.inner.metrics.enqueued();
                 a.cast(ProjectMsg::Reload)?;
                 Ok(())
             }
@@ -330,12 +455,43 @@ impl Tenants {
 
     /// Stop serving a project that no longer exists.
     pub async fn remove(&self, id: &str) {
-        let _ = self.sup.stop_child(id).await;
+        if let Some(sup) = self.inner.sup() {
+            let _ = sup.stop_child(id).await;
+        }
         self.directory.remove(id);
     }
 
+    /// Whether the tree can serve: the root and the project supervisor are running.
+    pub fn is_up(&self) -> bool {
+        self.root.is_alive() && self.inner.sup().is_some_and(|s| s.is_alive())
+    }
+
+    /// Resolves when the root supervisor gave up (not when [`Tenants::shutdown`] stopped it).
+    pub async fn failed(&self) {
+        let mut rx = self.inner.root_done.clone();
+        let _ = rx.wait_for(|done| *done).await;
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The running project supervisor's cell (operators' view; supervision tests).
+    pub fn supervisor_cell(&self) -> Option<ractor::ActorCell> {
+        self.inner.sup().map(|s| s.cell())
+    }
+
+    /// Make a project's actor fail, as a crash would (supervision drills and tests).
+    #[doc(hidden)]
+    pub fn inject_failure(&self, project_id: &str, why: &str) -> bool {
+        self.actor(project_id)
+            .is_some_and(|a| a.cast(ProjectMsg::Fail(why.to_string())).is_ok())
+    }
+
     fn actor(&self, id: &str) -> Option<ActorRef<ProjectMsg>> {
-        self.directory.actors.get(id).map(|a| a.value().clone())
+        self.directory
+            .has_live_actor(id)
+            .then(|| self.directory.actors.get(id).map(|a| a.value().clone()))
+            .flatten()
     }
 
     async fn call<T, E>(
@@ -351,7 +507,7 @@ impl Tenants {
         let Some(actor) = self.actor(project_id) else {
             return Err(unavailable());
         };
-        self.metrics.enqueued();
+        self.inner.metrics.enqueued();
         match ractor::call_t!(actor, f, CALL_TIMEOUT_MS) {
             Ok(r) => r,
             Err(_) => Err(unavailable()),
@@ -454,10 +610,23 @@ impl Tenants {
 
     /// The supervision view: project actors with their restart counts.
     pub async fn children(&self) -> Vec<reauth_runtime::supervisor::ChildInfo> {
-        self.sup.children().await.unwrap_or_default()
+        match self.inner.sup() {
+            Some(sup) => sup.children().await.unwrap_or_default(),
+            None => vec![],
+        }
     }
 
+    /// Stop the root first (so nothing restarts what follows), then the project supervisor
+    /// and its projects.
     pub async fn shutdown(&self, timeout: Duration) {
-        self.sup.shutdown(timeout).await;
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let _ = self
+            .root
+            .cell()
+            .stop_and_wait(Some("shutdown".into()), Some(timeout))
+            .await;
+        if let Some(sup) = self.inner.sup() {
+            sup.shutdown(timeout).await;
+        }
     }
 }

@@ -261,11 +261,27 @@ impl AppHandle {
         self.state.core.shutdown(SHUTDOWN_TIMEOUT).await;
     }
 
-    /// Serve until `signal` resolves, then shut down in order.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) {
-        signal.await;
-        tracing::info!("shutting down");
+    /// Serve until `signal` resolves, then shut down in order. If the actor tree's root gives
+    /// up first, shut down too and return the reason: the process must exit non-zero so its
+    /// orchestrator restarts it, rather than limp on half dead.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let core = self.state.core.clone();
+        let gave_up = tokio::select! {
+            _ = signal => false,
+            _ = core.tenants.failed() => true,
+        };
+        if gave_up {
+            tracing::error!("the root supervisor gave up (restart intensity exceeded); exiting");
+        } else {
+            tracing::info!("shutting down");
+        }
         self.shutdown().await;
+        if gave_up {
+            anyhow::bail!(
+                "the actor tree's root supervisor gave up: the project supervisor failed more than its restart intensity allows"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -380,6 +380,24 @@ impl SupervisorHandle {
         Ok(Self(r))
     }
 
+    /// Spawn a root supervisor: nothing supervises it, so the returned task ends when it does
+    /// (its children escalated past its own intensity, or it was stopped) — the owner decides.
+    pub async fn spawn_root(
+        name: &'static str,
+        policy: Policy,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), SpawnErr> {
+        let (r, done) = Actor::spawn(None, Supervisor, SupervisorArgs { name, policy }).await?;
+        Ok((Self(r), done))
+    }
+
+    /// Whether the supervisor is running (not stopping or stopped).
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self.0.get_status(),
+            ractor::ActorStatus::Starting | ractor::ActorStatus::Running
+        )
+    }
+
     pub fn cell(&self) -> ActorCell {
         self.0.get_cell()
     }

@@ -31,11 +31,13 @@ async fn healthz() -> &'static str {
 async fn readyz(State(st): State<AppState>) -> Response {
     let db = st.core.svc.db.ping().await;
     let cache = st.core.svc.cache.ping().await;
+    let tenants = st.core.tenants.is_up();
     let body = json!({
         "database": if db.is_ok() { "ok" } else { "unreachable" },
         "cache": if cache.is_ok() { "ok" } else { "unreachable" },
+        "tenants": if tenants { "ok" } else { "down" },
     });
-    let status = if db.is_ok() && cache.is_ok() {
+    let status = if db.is_ok() && cache.is_ok() && tenants {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
