@@ -74,6 +74,26 @@ async fn ledger(app: &TestApp, p: &TestProject, event_id: &str) -> String {
         .unwrap()
 }
 
+/// Give `p` this Stripe secret key and wait until its actor serves with it.
+async fn set_key(app: &TestApp, p: &TestProject, secret_key: &str) {
+    app.update_project(
+        &p.id,
+        reauth_actors::store::ProjectPatch {
+            stripe_secret_key: Some(Some(reauth_runtime::config::Secret::new(secret_key))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = app.handle.state.core.directory.clone();
+    let (id, want) = (p.id.clone(), secret_key.to_string());
+    common::eventually("the new Stripe key served", Duration::from_secs(10), || {
+        dir.project(&id)
+            .and_then(|x| x.stripe_secret_key.clone())
+            .is_some_and(|k| k.expose() == want)
+    })
+    .await;
+}
+
 fn rfc(secs: i64) -> String {
     reauth_actors::model::rfc3339(secs * 1000)
 }
@@ -263,6 +283,46 @@ async fn a_failed_first_invoice_leaves_the_user_without_the_plan(backend: Backen
     app.shutdown().await;
 }
 
+on_both!(when_stripe_cannot_be_asked_the_delivery_is_refused_and_retried);
+async fn when_stripe_cannot_be_asked_the_delivery_is_refused_and_retried(backend: Backend) {
+    let (dep, app, p, token, user_id) = setup(backend).await;
+    let (sub, cus) = (format!("sub_{}", unique("")), format!("cus_{}", unique("")));
+    let period = now() + 86400;
+    let hint = Some(user_id.as_str());
+    dep.stripe.put_subscription(
+        &key(&p),
+        subscription(&sub, &cus, "active", "price_pro", period, false, hint),
+    );
+    // A key Stripe refuses (401): the invoice cannot be settled, so nothing is recorded and
+    // the answer is a 5xx, which Stripe retries.
+    set_key(&app, &p, "rk_revoked").await;
+    let payload = event(
+        &format!("evt_{}", unique("")),
+        "invoice.paid",
+        now(),
+        invoice("in_r", &cus, &sub, "price_pro", period, "paid"),
+    );
+    let r = app
+        .webhook(&p.id, &payload, &webhook_secret(&p), now())
+        .await;
+    assert!(r.status.is_server_error(), "{}: {}", r.status, r.body);
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM stripe_events WHERE project_id = $1")
+            .bind(&p.id)
+            .fetch_one(&app.handle.state.core.svc.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 0);
+    // The key is fixed; Stripe's retry of the same delivery is applied.
+    set_key(&app, &p, &key(&p)).await;
+    let r = app
+        .webhook(&p.id, &payload, &webhook_secret(&p), now())
+        .await;
+    assert_eq!(r.json()["status"], "applied", "{}", r.body);
+    assert_eq!(user(&app, &p, &token).await["plan"], "pro");
+    app.shutdown().await;
+}
+
 on_both!(two_projects_sharing_a_stripe_account_both_get_their_plans);
 async fn two_projects_sharing_a_stripe_account_both_get_their_plans(backend: Backend) {
     let dep = Deployment::new(backend).await;
@@ -270,14 +330,7 @@ async fn two_projects_sharing_a_stripe_account_both_get_their_plans(backend: Bac
     let a = dep.billing_project(&app).await;
     let b = dep.billing_project(&app).await;
     // B is connected to A's Stripe account: same secret key, its own endpoint and secret.
-    app.update_project(
-        &b.id,
-        reauth_actors::store::ProjectPatch {
-            stripe_secret_key: Some(Some(reauth_runtime::config::Secret::new(key(&a)))),
-            ..Default::default()
-        },
-    )
-    .await;
+    set_key(&app, &b, &key(&a)).await;
     let (token_a, user_a) = signed_in(&app, &dep, &a).await;
     let (token_b, user_b) = signed_in(&app, &dep, &b).await;
     let (sub_a, cus_a) = (format!("sub_{}", unique("")), format!("cus_{}", unique("")));
