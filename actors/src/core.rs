@@ -47,7 +47,7 @@ impl Core {
             sessions.clone(),
             tenants.clone(),
         ));
-        let janitor = tokio::spawn(janitor(svc.clone(), sessions.clone()));
+        let janitor = tokio::spawn(crate::janitor::run(svc.clone(), sessions.clone()));
         let watcher = tokio::spawn(watch_projects(
             svc.clone(),
             tenants.clone(),
@@ -79,6 +79,11 @@ impl Core {
         Ok(())
     }
 
+    /// One janitor prune pass now (also run every five minutes in the background).
+    pub async fn prune(&self, now: i64) -> anyhow::Result<crate::store::Pruned> {
+        crate::janitor::prune(&self.svc, now).await
+    }
+
     /// Stop the actor tree (waiting at most `timeout`), then the background tasks.
     pub async fn shutdown(&self, timeout: Duration) {
         self.tenants.shutdown(timeout).await;
@@ -89,21 +94,6 @@ impl Core {
             }
         }
         self.svc.db.pool.close().await;
-    }
-}
-
-/// Expiry sweeps: one-time material past its lifetime, stale index entries.
-async fn janitor(svc: Svc, sessions: Sessions) {
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match store::sweep_expired(&svc.db, now_ms()).await {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "janitor swept expired rows"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "janitor sweep failed"),
-        }
-        sessions.prune_index();
     }
 }
 

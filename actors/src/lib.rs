@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod bus;
 pub mod core;
+pub mod janitor;
 pub mod login;
 pub mod model;
 pub mod ratelimit;

@@ -72,7 +72,10 @@ impl Revoked {
 /// What one feed read did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
+    /// Revocations read (and applied to whatever is resident here).
     pub rows: usize,
+    /// Changed subscriptions read (pushed to resident views, merged by recency).
+    pub subscriptions: usize,
 }
 
 /// Read the revocations since `since` and apply them to this instance's resident sessions.
@@ -81,11 +84,27 @@ pub async fn catch_up(svc: &Svc, sessions: &Sessions, since: i64) -> anyhow::Res
     for r in &rows {
         sessions.apply_revoke_at(&r.user_id, &r.token_hash, r.revoked_at);
     }
-    Ok(Pass { rows: rows.len() })
+    Ok(Pass {
+        rows: rows.len(),
+        subscriptions: 0,
+    })
 }
 
-/// The revalidation loop: every `interval`, and whenever kicked. `cursor` is where the first
-/// read starts (the startup load covered what came before).
+/// One revalidation pass: the revocations feed, then the subscriptions changed since `since`
+/// (a plan change whose bus message was lost shows within the same bound). Both cost
+/// O(changes in the window); a user who is not resident here costs a map lookup.
+pub async fn revalidate(svc: &Svc, sessions: &Sessions, since: i64) -> anyhow::Result<Pass> {
+    let mut pass = catch_up(svc, sessions, since).await?;
+    let subs = store::subscriptions_changed_since(&svc.db, since).await?;
+    pass.subscriptions = subs.len();
+    for (user_id, sub) in subs {
+        sessions.apply_subscription(&user_id, sub);
+    }
+    Ok(pass)
+}
+
+/// The revalidation loop: every `interval`, and whenever kicked. The first read reaches back
+/// [`OVERLAP_MS`] from the loop's start (the startup load covered what came before).
 pub async fn run(svc: Svc, sessions: Sessions, revoked: Arc<Revoked>, interval: Duration) {
     let runs = metrics::counter!("reauth_revalidation_runs_total");
     let failures = metrics::counter!("reauth_revalidation_failures_total");
@@ -101,7 +120,7 @@ pub async fn run(svc: Svc, sessions: Sessions, revoked: Arc<Revoked>, interval: 
         }
         let started = now_ms();
         let t = std::time::Instant::now();
-        match catch_up(&svc, &sessions, known_until - OVERLAP_MS).await {
+        match revalidate(&svc, &sessions, known_until - OVERLAP_MS).await {
             Ok(pass) => {
                 runs.increment(1);
                 applied.increment(pass.rows as u64);

@@ -392,6 +392,11 @@ impl Actor for SessionActor {
             }
             SessionMsg::Republish => state.publish_all(now_ms()),
             SessionMsg::Subscription(sub) => {
+                // The revalidation pass re-sends what changed in its window: nothing to do
+                // for what is already held.
+                if state.user.subscription.as_ref() == Some(&*sub) {
+                    return Ok(());
+                }
                 let newer = state
                     .user
                     .subscription

@@ -623,21 +623,6 @@ pub async fn log_email(db: &Db, e: &EmailLogEntry<'_>, now: i64) -> anyhow::Resu
     Ok(())
 }
 
-/// Delete expired one-time material (janitor).
-pub async fn sweep_expired(db: &Db, now: i64) -> anyhow::Result<u64> {
-    let a = sqlx::query("DELETE FROM magic_links WHERE expires_at < $1")
-        .bind(now - 86_400_000)
-        .execute(&db.pool)
-        .await?
-        .rows_affected();
-    let b = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
-        .bind(now)
-        .execute(&db.pool)
-        .await?
-        .rows_affected();
-    Ok(a + b)
-}
-
 /// `(id, version)` of every project: lets an instance notice changes made by another process
 /// (the CLI against the embedded store has no bus to announce them).
 pub async fn project_versions(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
@@ -647,4 +632,139 @@ pub async fn project_versions(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("version")?)))
         .collect()
+}
+
+// ---- feeds and upkeep (revalidation, janitor) ----
+
+/// A subscription that changed at or after `since`, with the user it belongs to: the
+/// revalidation pass pushes these to resident views, so a plan change whose bus message was
+/// lost still shows within the bound.
+pub async fn subscriptions_changed_since(
+    db: &Db,
+    since: i64,
+) -> anyhow::Result<Vec<(String, SubscriptionRecord)>> {
+    let rows = sqlx::query(
+        "SELECT user_id, id, price_id, status, current_period_end, cancel_at_period_end, source_created
+         FROM subscriptions WHERE updated_at >= $1 AND user_id IS NOT NULL",
+    )
+    .bind(since)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading changed subscriptions")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("user_id")?,
+                SubscriptionRecord {
+                    id: r.try_get("id")?,
+                    price_id: r.try_get("price_id")?,
+                    status: r.try_get("status")?,
+                    current_period_end: r.try_get("current_period_end")?,
+                    cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
+                    source_created: r.try_get("source_created")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Delete at most `batch` rows of `table` matching `cond` (one bound parameter, `$1`), so a
+/// large backlog never holds a long lock; returns how many went.
+async fn delete_batch(
+    db: &Db,
+    table: &'static str,
+    key: &'static str,
+    cond: &'static str,
+    bound: i64,
+    batch: i64,
+) -> anyhow::Result<u64> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {cols} FROM {table} WHERE {cond} LIMIT $2)",
+        cols = key.trim_matches(|c| c == '(' || c == ')')
+    ));
+    Ok(sqlx::query(sql)
+        .bind(bound)
+        .bind(batch)
+        .execute(&db.pool)
+        .await
+        .with_context(|| format!("pruning {table}"))?
+        .rows_affected())
+}
+
+/// What the janitor may delete, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub now: i64,
+    /// Expired or revoked sessions are kept this long after (support, audit).
+    pub sessions_ms: i64,
+    pub email_log_ms: i64,
+    pub stripe_events_ms: i64,
+}
+
+/// One table's prune: `(table, rows deleted)`.
+pub type Pruned = Vec<(&'static str, u64)>;
+
+/// Delete what outlived its use, in batches of `batch`, at most `max_batches` per table per
+/// call (the janitor comes back next run for the rest).
+pub async fn prune(db: &Db, r: &Retention, batch: i64, max_batches: u32) -> anyhow::Result<Pruned> {
+    // (table, key, condition on $1, bound)
+    let jobs: [(&'static str, &'static str, &'static str, i64); 6] = [
+        ("magic_links", "token_hash", "used_at IS NOT NULL AND used_at < $1", r.now - 86_400_000),
+        ("magic_links", "token_hash", "expires_at < $1", r.now - 86_400_000),
+        ("oauth_states", "state_hash", "expires_at < $1", r.now),
+        (
+            "sessions",
+            "id",
+            "(expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1))",
+            r.now - r.sessions_ms,
+        ),
+        ("email_log", "id", "created_at < $1", r.now - r.email_log_ms),
+        // Stripe retries a delivery for up to three days; the ledger is kept longer than that.
+        (
+            "stripe_events",
+            "(project_id, event_id)",
+            "received_at < $1",
+            r.now - r.stripe_events_ms.max(7 * 86_400_000),
+        ),
+    ];
+    let mut out: Pruned = Vec::new();
+    for (table, key, cond, bound) in jobs {
+        let mut total = 0;
+        for _ in 0..max_batches {
+            let n = delete_batch(db, table, key, cond, bound, batch).await?;
+            total += n;
+            if (n as i64) < batch {
+                break;
+            }
+        }
+        match out.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, n)) => *n += total,
+            None => out.push((table, total)),
+        }
+    }
+    Ok(out)
+}
+
+/// Take the lease on a periodic job for `ttl_ms` (one instance of many runs it); returns
+/// whether this holder got it.
+pub async fn take_lease(
+    db: &Db,
+    job: &str,
+    holder: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> anyhow::Result<bool> {
+    sqlx::query("INSERT INTO job_leases (job, holder, until) VALUES ($1, '', 0) ON CONFLICT (job) DO NOTHING")
+        .bind(job)
+        .execute(&db.pool)
+        .await?;
+    let n = sqlx::query("UPDATE job_leases SET holder = $1, until = $2 WHERE job = $3 AND until <= $4")
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(job)
+        .bind(now)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }

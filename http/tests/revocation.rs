@@ -309,3 +309,54 @@ async fn a_due_renewal_extends_the_session_in_sql_first() {
     .await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_whose_bus_message_was_lost_shows_within_the_bound() {
+    use common::stripe::{event, sign, subscription};
+    let dep = Deployment::new(Backend::Real).await;
+    let proxy = RedisProxy::start().await;
+    let a = dep.spawn_with(settings(&dep, Some(&proxy.url), 1)).await;
+    let b = dep.spawn_with(settings(&dep, None, 1)).await;
+    let p = dep.billing_project(&a).await;
+    b.wait_for_project(&p).await;
+    let token = common::sign_in(&b, &dep, &p, &format!("{}@example.com", unique("plan"))).await;
+    let r = b.user(&p.host, &token).await;
+    assert_eq!(r.json()["plan"], "free");
+    let user_id = r.json()["user_id"].as_str().unwrap().to_string();
+
+    // A applies the webhook in SQL but cannot tell anyone.
+    proxy.cut();
+    let t = now_ms() / 1000;
+    let payload = event(
+        &format!("evt_{}", unique("")),
+        "customer.subscription.created",
+        t,
+        subscription(
+            "sub_lost",
+            "cus_lost",
+            "active",
+            "price_pro",
+            t + 86_400,
+            false,
+            Some(&user_id),
+        ),
+    );
+    let r = a
+        .send_raw_webhook(
+            &p.id,
+            &payload,
+            Some(&sign(&payload, &common::webhook_secret(&p), t)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let took = until("B shows the new plan", Duration::from_secs(10), || {
+        let (b, host, token) = (&b, p.host.clone(), token.clone());
+        async move { b.user(&host, &token).await.json()["plan"] == "pro" }
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    proxy.heal();
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -55,6 +55,10 @@ pub struct Settings {
     /// Every instance reads the revocations feed this often: the bound on a revocation whose
     /// bus message was lost (Redis partitioned, flushed or down).
     pub revalidate_secs: u64,
+    /// Days the email log is kept (the janitor prunes older rows).
+    pub email_log_retention_days: u64,
+    /// Days the Stripe-event ledger is kept (at least 7: Stripe retries for three days).
+    pub stripe_events_retention_days: u64,
     /// Peers (reverse proxies) whose `X-Forwarded-For` is believed: the client is the rightmost
     /// hop not in this set. Empty = the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -94,6 +98,8 @@ impl Default for Settings {
             request_timeout_secs: 15,
             session_idle_secs: 300,
             revalidate_secs: 30,
+            email_log_retention_days: 90,
+            stripe_events_retention_days: 90,
             trusted_proxies: vec![],
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
             public_scheme: None,
@@ -125,6 +131,8 @@ pub const KEYS: &[&str] = &[
     "request_timeout_secs",
     "session_idle_secs",
     "revalidate_secs",
+    "email_log_retention_days",
+    "stripe_events_retention_days",
     "trusted_proxies",
     "ops_listen",
     "public_scheme",
@@ -246,6 +254,13 @@ impl Settings {
             }
             "request_timeout_secs" => self.request_timeout_secs = parse_num(value)?,
             "session_idle_secs" => self.session_idle_secs = parse_num(value)?,
+            "email_log_retention_days" => self.email_log_retention_days = parse_num(value)?,
+            "stripe_events_retention_days" => {
+                self.stripe_events_retention_days = parse_num(value)?;
+                if self.stripe_events_retention_days < 7 {
+                    bail!("stripe_events_retention_days must be at least 7 (Stripe retries a delivery for three days)");
+                }
+            }
             "revalidate_secs" => {
                 self.revalidate_secs = parse_num(value)?;
                 if self.revalidate_secs == 0 {

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subscriptions per project",
         include_str!("../../migrations/0003_subscriptions_per_project.sql"),
     ),
+    (
+        4,
+        "feeds and upkeep",
+        include_str!("../../migrations/0004_feeds_and_upkeep.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
