@@ -28,6 +28,11 @@ struct UserChanged {
 }
 
 #[derive(Deserialize)]
+struct KeyRevoked {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
 struct ProjectChanged {
     project_id: String,
 }
@@ -38,6 +43,7 @@ pub async fn run(
     mut rx: tokio::sync::broadcast::Receiver<BusMessage>,
     sessions: Sessions,
     tenants: Tenants,
+    api_keys: std::sync::Arc<crate::admin::KeyCache>,
 ) {
     let received = metrics::counter!("reauth_bus_messages_total");
     loop {
@@ -64,6 +70,12 @@ pub async fn run(
             continue;
         }
         received.increment(1);
+        if msg.topic == "apikey.revoked" {
+            if let Ok(k) = serde_json::from_str::<KeyRevoked>(&msg.payload) {
+                api_keys.forget(&k.key_id);
+            }
+            continue;
+        }
         apply(&msg, &sessions, &tenants).await;
     }
 }

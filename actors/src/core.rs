@@ -19,6 +19,8 @@ pub struct Core {
     pub tenants: Tenants,
     pub sessions: Sessions,
     pub directory: Arc<Directory>,
+    /// Verified Management API keys (dropped on every instance when one is revoked).
+    pub api_keys: Arc<crate::admin::KeyCache>,
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -41,11 +43,13 @@ impl Core {
             Duration::from_secs(svc.settings.revalidate_secs.max(1)),
         ));
         let tenants = Tenants::start(svc.clone(), directory.clone(), sessions.clone()).await?;
+        let api_keys = Arc::new(crate::admin::KeyCache::default());
         let bridge = tokio::spawn(crate::bus::run(
             svc.instance_id.clone(),
             rx,
             sessions.clone(),
             tenants.clone(),
+            api_keys.clone(),
         ));
         let janitor = tokio::spawn(crate::janitor::run(svc.clone(), sessions.clone()));
         let watcher = tokio::spawn(watch_projects(
@@ -58,6 +62,7 @@ impl Core {
             tenants,
             sessions,
             directory,
+            api_keys,
             tasks: Arc::new(std::sync::Mutex::new(vec![
                 bridge, janitor, watcher, revalidate,
             ])),

@@ -1,6 +1,7 @@
 //! The janitor: upkeep no request should wait for. Every five minutes it prunes what outlived
 //! its use — used and expired magic links, expired OAuth states, sessions long expired or
-//! revoked, and (by the configured retention) old email-log and Stripe-event rows — in bounded
+//! revoked, idempotency records past 24 hours, and (by the configured retention) old email-log,
+//! Stripe-event and audit-log rows — in bounded
 //! batches, and drops index entries of actors that died without `post_stop`. Once a day one
 //! instance (a lease in SQL) reconciles every project's subscriptions with Stripe.
 
@@ -30,6 +31,7 @@ pub async fn prune(svc: &Svc, now: i64) -> anyhow::Result<Pruned> {
         sessions_ms: SESSION_RETENTION_MS,
         email_log_ms: svc.settings.email_log_retention_days as i64 * DAY_MS,
         stripe_events_ms: svc.settings.stripe_events_retention_days as i64 * DAY_MS,
+        audit_log_ms: svc.settings.audit_log_retention_days as i64 * DAY_MS,
     };
     let pruned = store::prune(&svc.db, &r, BATCH, MAX_BATCHES).await?;
     for (table, n) in &pruned {

@@ -1,6 +1,7 @@
 //! reauth-actors: the domain — projects, end users, sessions — as supervised actors, and the
 //! integrations each project owns (Resend, Google). Knows nothing about HTTP.
 
+pub mod admin;
 pub mod billing;
 pub mod bus;
 pub mod core;

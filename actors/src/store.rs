@@ -91,9 +91,23 @@ pub async fn create_project(
     allowed_origins: &[String],
     now: i64,
 ) -> anyhow::Result<String> {
+    create_project_in(db, None, slug, name, dev_hosts, allowed_origins, now).await
+}
+
+/// A new project, owned by `org_id` when given.
+pub async fn create_project_in(
+    db: &Db,
+    org_id: Option<&str>,
+    slug: &str,
+    name: &str,
+    dev_hosts: &[String],
+    allowed_origins: &[String],
+    now: i64,
+) -> anyhow::Result<String> {
     let id = ids::new_id("prj");
-    sqlx::query("INSERT INTO projects (id, slug, name, dev_hosts, allowed_origins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+    sqlx::query("INSERT INTO projects (id, org_id, slug, name, dev_hosts, allowed_origins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
         .bind(&id)
+        .bind(org_id)
         .bind(slug)
         .bind(name)
         .bind(serde_json::to_string(dev_hosts)?)
@@ -699,6 +713,7 @@ pub struct Retention {
     pub sessions_ms: i64,
     pub email_log_ms: i64,
     pub stripe_events_ms: i64,
+    pub audit_log_ms: i64,
 }
 
 /// One table's prune: `(table, rows deleted)`.
@@ -708,7 +723,7 @@ pub type Pruned = Vec<(&'static str, u64)>;
 /// call (the janitor comes back next run for the rest).
 pub async fn prune(db: &Db, r: &Retention, batch: i64, max_batches: u32) -> anyhow::Result<Pruned> {
     // (table, key, condition on $1, bound)
-    let jobs: [(&'static str, &'static str, &'static str, i64); 6] = [
+    let jobs: [(&'static str, &'static str, &'static str, i64); 8] = [
         ("magic_links", "token_hash", "used_at IS NOT NULL AND used_at < $1", r.now - 86_400_000),
         ("magic_links", "token_hash", "expires_at < $1", r.now - 86_400_000),
         ("oauth_states", "state_hash", "expires_at < $1", r.now),
@@ -719,6 +734,13 @@ pub async fn prune(db: &Db, r: &Retention, batch: i64, max_batches: u32) -> anyh
             r.now - r.sessions_ms,
         ),
         ("email_log", "id", "created_at < $1", r.now - r.email_log_ms),
+        ("audit_log", "id", "created_at < $1", r.now - r.audit_log_ms),
+        (
+            "idempotency_keys",
+            "(org_id, idem_key)",
+            "created_at < $1",
+            r.now - 86_400_000,
+        ),
         // Stripe retries a delivery for up to three days; the ledger is kept longer than that.
         (
             "stripe_events",

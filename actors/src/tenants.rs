@@ -528,7 +528,10 @@ impl Tenants {
                 signature,
                 reply,
             },
-            || BillingError::Store(anyhow::anyhow!("project unavailable")),
+            || {
+                tracing::warn!(project = %project_id, outcome = "retried", "Stripe webhook: project actor unavailable; answered 503 so Stripe retries");
+                BillingError::Store(anyhow::anyhow!("project unavailable"))
+            },
         )
         .await
     }

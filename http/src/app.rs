@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::hosted::router())
         .merge(routes::sdk::router())
         .merge(routes::billing::router())
+        .merge(routes::api::router(state.clone()))
         .merge(routes::ops::health());
     if state.mode == Mode::Dev {
         app = app.merge(routes::dev::router());

@@ -57,6 +57,10 @@ const PAGE_HEADERS: [(HeaderName, &str); 3] = [
     ),
 ];
 
+/// The request's id (`x-request-id`), for handlers that record it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Request ids: a per-process random prefix and a counter (no syscall per request).
 fn request_id() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
@@ -151,6 +155,11 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
             _ => ApiError::new(Code::Forbidden, "origin not allowed").into_response(),
         }
     } else {
+        let mut req = req;
+        if path.starts_with("/api/") {
+            // The Management API records the request id in its audit entries.
+            req.extensions_mut().insert(RequestId(id.clone()));
+        }
         next.run(req).instrument(span).await
     };
     if res.status().is_client_error() || res.status().is_server_error() {

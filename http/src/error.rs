@@ -41,6 +41,9 @@ codes! {
     Timeout => "timeout", REQUEST_TIMEOUT;
     Forbidden => "forbidden", FORBIDDEN;
     Conflict => "conflict", CONFLICT;
+    ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY;
+    InvalidApiKey => "invalid_api_key", UNAUTHORIZED;
+    IdempotencyConflict => "idempotency_conflict", CONFLICT;
     InvalidSignature => "invalid_signature", BAD_REQUEST;
     NotConfigured => "not_configured", CONFLICT;
     PriceNotAllowed => "price_not_allowed", BAD_REQUEST;
@@ -58,6 +61,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The status when it is not the code's own (an axum 415 is still `invalid_request`).
     pub status: Option<StatusCode>,
+    /// The input field a validation error is about.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -67,6 +72,15 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             status: None,
+            field: None,
+        }
+    }
+
+    /// 422 naming the field.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(Code::ValidationFailed, message)
         }
     }
 
@@ -106,6 +120,9 @@ impl IntoResponse for ApiError {
         let mut error = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
         if let Some(s) = self.retry_after {
             error["retry_after"] = s.into();
+        }
+        if let Some(f) = self.field {
+            error["field"] = f.into();
         }
         let status = self.status.unwrap_or_else(|| self.code.status());
         let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();

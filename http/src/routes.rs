@@ -1,5 +1,6 @@
 //! Routes by resource: hosted pages, SDK endpoints, operator endpoints, dev extras.
 
+pub mod api;
 pub mod billing;
 pub mod dev;
 pub mod hosted;

@@ -59,6 +59,8 @@ pub struct Settings {
     pub email_log_retention_days: u64,
     /// Days the Stripe-event ledger is kept (at least 7: Stripe retries for three days).
     pub stripe_events_retention_days: u64,
+    /// Days the audit log is kept.
+    pub audit_log_retention_days: u64,
     /// Peers (reverse proxies) whose `X-Forwarded-For` is believed: the client is the rightmost
     /// hop not in this set. Empty = the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -100,6 +102,7 @@ impl Default for Settings {
             revalidate_secs: 30,
             email_log_retention_days: 90,
             stripe_events_retention_days: 90,
+            audit_log_retention_days: 365,
             trusted_proxies: vec![],
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
             public_scheme: None,
@@ -133,6 +136,7 @@ pub const KEYS: &[&str] = &[
     "revalidate_secs",
     "email_log_retention_days",
     "stripe_events_retention_days",
+    "audit_log_retention_days",
     "trusted_proxies",
     "ops_listen",
     "public_scheme",
@@ -255,6 +259,7 @@ impl Settings {
             "request_timeout_secs" => self.request_timeout_secs = parse_num(value)?,
             "session_idle_secs" => self.session_idle_secs = parse_num(value)?,
             "email_log_retention_days" => self.email_log_retention_days = parse_num(value)?,
+            "audit_log_retention_days" => self.audit_log_retention_days = parse_num(value)?,
             "stripe_events_retention_days" => {
                 self.stripe_events_retention_days = parse_num(value)?;
                 if self.stripe_events_retention_days < 7 {

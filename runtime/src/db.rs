@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "feeds and upkeep",
         include_str!("../../migrations/0004_feeds_and_upkeep.sql"),
     ),
+    (
+        5,
+        "organizations and management",
+        include_str!("../../migrations/0005_organizations_and_management.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -2,6 +2,7 @@
 //! idle passivation, actor metrics, configuration, storage backends (SQL, cache + bus) and
 //! crypto helpers. Nothing here knows what a project or a session is.
 
+pub mod apikey;
 pub mod cache;
 pub mod config;
 pub mod crypto;

@@ -64,8 +64,11 @@ async fn webhook(
     let outcome_metric = |o: &str| {
         metrics::counter!("reauth_stripe_webhooks_total", "outcome" => o.to_string()).increment(1)
     };
+    // Deliveries refused here are logged here; every other delivery gets its one line (with
+    // its outcome) from the project's webhook task.
     if st.core.directory.project(&project_id).is_none() {
         outcome_metric("unknown_project");
+        tracing::warn!(project = %project_id, "Stripe webhook for an unknown project refused");
         return Err(ApiError::new(Code::InvalidRequest, "unknown project"));
     }
     let Some(sig) = headers
@@ -73,6 +76,7 @@ async fn webhook(
         .and_then(|v| v.to_str().ok())
     else {
         outcome_metric("rejected");
+        tracing::warn!(project = %project_id, "Stripe webhook without a signature refused");
         return Err(ApiError::new(
             Code::InvalidSignature,
             "missing Stripe-Signature header",
@@ -80,6 +84,7 @@ async fn webhook(
     };
     let Ok(payload) = String::from_utf8(body.to_vec()) else {
         outcome_metric("rejected");
+        tracing::warn!(project = %project_id, "Stripe webhook with a non-UTF-8 body refused");
         return Err(ApiError::new(Code::InvalidRequest, "body is not UTF-8"));
     };
     match st
@@ -96,7 +101,18 @@ async fn webhook(
         }
         Err(e) => {
             outcome_metric("rejected");
-            Err(billing_error(e))
+            // Already logged once by the webhook task, with the reason.
+            Err(match e {
+                BillingError::Stripe(_) => ApiError::new(
+                    Code::PaymentProviderError,
+                    "the payment provider did not answer; Stripe will retry",
+                ),
+                BillingError::Store(_) => ApiError::new(
+                    Code::Unavailable,
+                    "a dependency is unavailable; Stripe will retry",
+                ),
+                other => billing_error(other),
+            })
         }
     }
 }

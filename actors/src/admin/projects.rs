@@ -1,0 +1,698 @@
+//! Projects of an organization: list, create, get, update, delete; their credentials
+//! (write-only: reads say whether each is set and its last four characters); their domains.
+
+use reauth_runtime::config::Secret;
+use reauth_runtime::{ids, now_ms};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::audit::Record;
+use super::{Admin, AdminError, AdminResult, Caller, Page, PageReq, page_of};
+use crate::model::{PlanMapping, Project};
+use crate::store::{self, ProjectPatch};
+
+/// A project as the API shows it: no secret, ever.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+    pub dev_hosts: Vec<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub magic_link_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+    pub plans: Vec<PlanMapping>,
+    /// Where Stripe must send this project's webhooks (path; prefix it with the auth host).
+    pub webhook_path: String,
+    pub version: i64,
+}
+
+impl From<&Project> for ProjectView {
+    fn from(p: &Project) -> Self {
+        Self {
+            id: p.id.clone(),
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            allowed_origins: p.allowed_origins.clone(),
+            dev_hosts: p.dev_hosts.clone(),
+            logo_url: p.logo_url.clone(),
+            accent_color: p.accent_color.clone(),
+            magic_link_ttl_secs: p.magic_link_ttl_secs,
+            session_ttl_secs: p.session_ttl_secs,
+            plans: p.plans.clone(),
+            webhook_path: format!("/webhooks/stripe/{}", p.id),
+            version: p.version,
+        }
+    }
+}
+
+/// A new project.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewProject {
+    pub slug: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Changes to a project's settings; absent fields stay, `null` clears an optional one.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProjectUpdate {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub logo_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub accent_color: Option<Option<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub dev_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub email_from: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub google_client_id: Option<Option<String>>,
+    pub magic_link_ttl_secs: Option<i64>,
+    pub session_ttl_secs: Option<i64>,
+    pub plans: Option<Vec<PlanMapping>>,
+}
+
+/// `null` -> `Some(None)`, a value -> `Some(Some(v))`; absent stays `None` (serde default).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Write-only credentials; absent stays, `null` (or "") clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Credentials {
+    #[serde(default, deserialize_with = "nullable")]
+    pub google_client_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub google_client_secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub resend_api_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub email_from: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub stripe_secret_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub stripe_webhook_secret: Option<Option<String>>,
+}
+
+/// Whether a secret is set, and its last four characters.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretState {
+    pub set: bool,
+    pub last4: Option<String>,
+}
+
+fn state_of(s: &Option<Secret>) -> SecretState {
+    SecretState {
+        set: s.is_some(),
+        last4: s.as_ref().map(|s| {
+            let v = s.expose();
+            let n = v.chars().count();
+            v.chars().skip(n.saturating_sub(4)).collect()
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialsView {
+    pub google_client_id: Option<String>,
+    pub google_client_secret: SecretState,
+    pub resend_api_key: SecretState,
+    pub email_from: Option<String>,
+    pub stripe_secret_key: SecretState,
+    pub stripe_webhook_secret: SecretState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Domain {
+    pub id: String,
+    pub project_id: String,
+    pub hostname: String,
+    pub primary: bool,
+    /// `pending` until verified (the domains issue), then `verified` / `failing`.
+    pub status: String,
+    /// The DNS records to create.
+    pub records: Vec<DnsRecord>,
+    pub reason: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: String,
+    pub value: String,
+}
+
+fn valid_origin(o: &str) -> bool {
+    url::Url::parse(o).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/"
+    }) && !o.ends_with('/')
+}
+
+fn valid_color(c: &str) -> bool {
+    c.strip_prefix('#')
+        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A host name a project may answer on: lower-case DNS labels (IDNA is the domains issue's).
+fn valid_hostname(h: &str) -> bool {
+    let h = h.trim_end_matches('.');
+    (3..=253).contains(&h.len())
+        && h.contains('.')
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn valid_dev_host(h: &str) -> bool {
+    let (name, _port) = crate::model::split_port(h);
+    name == "localhost" || valid_hostname(name) || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn check_origins(field: &str, list: &[String]) -> AdminResult<()> {
+    if list.len() > 50 {
+        return Err(AdminError::invalid(field, "at most 50 origins"));
+    }
+    for o in list {
+        if !valid_origin(o) {
+            return Err(AdminError::invalid(
+                field,
+                format!("{o:?} must be scheme://host[:port] (http or https, no path)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn opt_str(field: &str, v: &Option<Option<String>>, max: usize) -> AdminResult<Option<Option<String>>> {
+    match v {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
+        Some(Some(s)) if s.len() > max => Err(AdminError::invalid(
+            field,
+            format!("at most {max} characters"),
+        )),
+        Some(Some(s)) => Ok(Some(Some(s.trim().to_string()))),
+    }
+}
+
+/// Validate an update into a store patch (shared by the API and the CLI).
+pub fn patch_of(u: &ProjectUpdate) -> AdminResult<ProjectPatch> {
+    if let Some(n) = &u.name
+        && (n.trim().is_empty() || n.len() > 200)
+    {
+        return Err(AdminError::invalid("name", "1 to 200 characters"));
+    }
+    if let Some(o) = &u.allowed_origins {
+        check_origins("allowed_origins", o)?;
+    }
+    if let Some(hosts) = &u.dev_hosts {
+        if let Some(h) = hosts.iter().find(|h| !valid_dev_host(h)) {
+            return Err(AdminError::invalid(
+                "dev_hosts",
+                format!("{h:?} must be host[:port]"),
+            ));
+        }
+    }
+    let logo_url = opt_str("logo_url", &u.logo_url, 2000)?;
+    if let Some(Some(l)) = &logo_url
+        && !l.starts_with("https://")
+    {
+        return Err(AdminError::invalid("logo_url", "must be an https:// URL"));
+    }
+    let accent_color = opt_str("accent_color", &u.accent_color, 7)?;
+    if let Some(Some(c)) = &accent_color
+        && !valid_color(c)
+    {
+        return Err(AdminError::invalid("accent_color", "must be #rgb or #rrggbb"));
+    }
+    if let Some(t) = u.magic_link_ttl_secs
+        && !(60..=86_400).contains(&t)
+    {
+        return Err(AdminError::invalid(
+            "magic_link_ttl_secs",
+            "between 60 and 86400 seconds",
+        ));
+    }
+    if let Some(t) = u.session_ttl_secs
+        && !(300..=31_536_000).contains(&t)
+    {
+        return Err(AdminError::invalid(
+            "session_ttl_secs",
+            "between 300 and 31536000 seconds",
+        ));
+    }
+    if let Some(plans) = &u.plans {
+        if plans.len() > 100 {
+            return Err(AdminError::invalid("plans", "at most 100 prices"));
+        }
+        for p in plans {
+            if p.price_id.trim().is_empty() || p.plan.trim().is_empty() {
+                return Err(AdminError::invalid(
+                    "plans",
+                    "each mapping needs a price_id and a plan",
+                ));
+            }
+        }
+    }
+    Ok(ProjectPatch {
+        name: u.name.as_ref().map(|n| n.trim().to_string()),
+        logo_url,
+        accent_color,
+        allowed_origins: u.allowed_origins.clone(),
+        dev_hosts: u.dev_hosts.clone(),
+        email_from: opt_str("email_from", &u.email_from, 320)?,
+        google_client_id: opt_str("google_client_id", &u.google_client_id, 500)?,
+        magic_link_ttl_secs: u.magic_link_ttl_secs,
+        session_ttl_secs: u.session_ttl_secs,
+        plans: u.plans.clone(),
+        ..Default::default()
+    })
+}
+
+/// Field names a patch changes (the audit summary: names, never values of secrets).
+fn changed_fields(p: &ProjectPatch) -> Vec<&'static str> {
+    let mut v = vec![];
+    let fields: [(&'static str, bool); 15] = [
+        ("name", p.name.is_some()),
+        ("logo_url", p.logo_url.is_some()),
+        ("accent_color", p.accent_color.is_some()),
+        ("allowed_origins", p.allowed_origins.is_some()),
+        ("dev_hosts", p.dev_hosts.is_some()),
+        ("custom_domain", p.custom_domain.is_some()),
+        ("email_from", p.email_from.is_some()),
+        ("resend_api_key", p.resend_api_key.is_some()),
+        ("google_client_id", p.google_client_id.is_some()),
+        ("google_client_secret", p.google_client_secret.is_some()),
+        ("stripe_secret_key", p.stripe_secret_key.is_some()),
+        ("stripe_webhook_secret", p.stripe_webhook_secret.is_some()),
+        ("magic_link_ttl_secs", p.magic_link_ttl_secs.is_some()),
+        ("session_ttl_secs", p.session_ttl_secs.is_some()),
+        ("plans", p.plans.is_some()),
+    ];
+    for (name, changed) in fields {
+        if changed {
+            v.push(name);
+        }
+    }
+    v
+}
+
+fn secret_of(v: &Option<Option<String>>) -> Option<Option<Secret>> {
+    v.as_ref().map(|o| {
+        o.as_ref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Secret::new(s.trim()))
+    })
+}
+
+impl Admin {
+    /// The project `project_id` if the caller's org owns it; anything else is "not found".
+    pub async fn project_of(&self, caller: &Caller, project_id: &str) -> AdminResult<Project> {
+        let owner: Option<Option<String>> =
+            sqlx::query_scalar("SELECT org_id FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(&self.svc.db.pool)
+                .await?;
+        if owner.flatten().as_deref() != Some(caller.org_id.as_str()) {
+            return Err(AdminError::NotFound("project"));
+        }
+        store::get_project(&self.svc.db, &self.svc.master_key, project_id)
+            .await?
+            .ok_or(AdminError::NotFound("project"))
+    }
+
+    pub async fn list_projects(
+        &self,
+        caller: &Caller,
+        page: &PageReq,
+    ) -> AdminResult<Page<ProjectView>> {
+        let limit = page.limit()?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM projects WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(&caller.org_id)
+        .bind(&page.starting_after)
+        .bind(limit + 1)
+        .fetch_all(&self.svc.db.pool)
+        .await?;
+        let mut views = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = store::get_project(&self.svc.db, &self.svc.master_key, &id).await? {
+                views.push(ProjectView::from(&p));
+            }
+        }
+        Ok(page_of(views, limit, |p| p.id.clone()))
+    }
+
+    pub async fn get_project(&self, caller: &Caller, project_id: &str) -> AdminResult<ProjectView> {
+        Ok(ProjectView::from(&self.project_of(caller, project_id).await?))
+    }
+
+    pub async fn create_project(
+        &self,
+        caller: &Caller,
+        new: &NewProject,
+    ) -> AdminResult<ProjectView> {
+        if !store::valid_slug(&new.slug) {
+            return Err(AdminError::invalid(
+                "slug",
+                "2-40 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+            ));
+        }
+        let name = new.name.clone().unwrap_or_else(|| new.slug.clone());
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(AdminError::invalid("name", "1 to 200 characters"));
+        }
+        check_origins("allowed_origins", &new.allowed_origins)?;
+        if store::get_project_by_slug(&self.svc.db, &self.svc.master_key, &new.slug)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::Conflict(format!(
+                "a project with slug {:?} exists",
+                new.slug
+            )));
+        }
+        let id = store::create_project_in(
+            &self.svc.db,
+            Some(&caller.org_id),
+            &new.slug,
+            name.trim(),
+            &[],
+            &new.allowed_origins,
+            now_ms(),
+        )
+        .await
+        .map_err(|e| {
+            // Two creations racing for one slug: the unique index decides.
+            if e.to_string().to_ascii_lowercase().contains("unique") {
+                AdminError::Conflict(format!("a project with slug {:?} exists", new.slug))
+            } else {
+                AdminError::Store(e)
+            }
+        })?;
+        self.project_changed(&id).await;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(&id),
+                action: "project.created",
+                target: Some(&id),
+                detail: serde_json::json!({ "slug": new.slug }),
+            },
+        )
+        .await;
+        self.get_project(caller, &id).await
+    }
+
+    pub async fn update_project(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        update: &ProjectUpdate,
+    ) -> AdminResult<ProjectView> {
+        self.project_of(caller, project_id).await?;
+        let patch = patch_of(update)?;
+        self.apply_patch(caller, project_id, &patch, "project.updated")
+            .await?;
+        self.get_project(caller, project_id).await
+    }
+
+    async fn apply_patch(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        patch: &ProjectPatch,
+        action: &str,
+    ) -> AdminResult<()> {
+        store::update_project(
+            &self.svc.db,
+            &self.svc.master_key,
+            project_id,
+            patch,
+            now_ms(),
+        )
+        .await?;
+        self.project_changed(project_id).await;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(project_id),
+                action,
+                target: Some(project_id),
+                detail: serde_json::json!({ "changed": changed_fields(patch) }),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Delete a project and everything it holds (users, sessions, subscriptions, logs); the
+    /// audit trail stays. Its actor stops on every instance.
+    pub async fn delete_project(&self, caller: &Caller, project_id: &str) -> AdminResult<()> {
+        let p = self.project_of(caller, project_id).await?;
+        let mut tx = self.svc.db.pool.begin().await?;
+        for table in [
+            "sessions",
+            "subscriptions",
+            "magic_links",
+            "oauth_states",
+            "email_log",
+            "stripe_events",
+            "domains",
+            "end_users",
+        ] {
+            let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE project_id = $1"));
+            sqlx::query(sql).bind(project_id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.project_changed(project_id).await;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(project_id),
+                action: "project.deleted",
+                target: Some(project_id),
+                detail: serde_json::json!({ "slug": p.slug }),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn get_credentials(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+    ) -> AdminResult<CredentialsView> {
+        let p = self.project_of(caller, project_id).await?;
+        Ok(CredentialsView {
+            google_client_id: p.google_client_id.clone(),
+            google_client_secret: state_of(&p.google_client_secret),
+            resend_api_key: state_of(&p.resend_api_key),
+            email_from: p.email_from.clone(),
+            stripe_secret_key: state_of(&p.stripe_secret_key),
+            stripe_webhook_secret: state_of(&p.stripe_webhook_secret),
+        })
+    }
+
+    /// Write credentials (sealed under the master key); the answer never echoes a secret.
+    pub async fn put_credentials(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        c: &Credentials,
+    ) -> AdminResult<CredentialsView> {
+        self.project_of(caller, project_id).await?;
+        for (field, v, max) in [
+            ("google_client_secret", &c.google_client_secret, 500),
+            ("resend_api_key", &c.resend_api_key, 500),
+            ("stripe_secret_key", &c.stripe_secret_key, 500),
+            ("stripe_webhook_secret", &c.stripe_webhook_secret, 500),
+        ] {
+            opt_str(field, v, max)?;
+        }
+        if let Some(Some(k)) = &c.stripe_secret_key
+            && !k.trim().is_empty()
+            && !(k.starts_with("sk_") || k.starts_with("rk_"))
+        {
+            return Err(AdminError::invalid(
+                "stripe_secret_key",
+                "a Stripe secret key starts with sk_ (or rk_ for a restricted key)",
+            ));
+        }
+        if let Some(Some(k)) = &c.stripe_webhook_secret
+            && !k.trim().is_empty()
+            && !k.starts_with("whsec_")
+        {
+            return Err(AdminError::invalid(
+                "stripe_webhook_secret",
+                "a Stripe webhook signing secret starts with whsec_",
+            ));
+        }
+        let patch = ProjectPatch {
+            google_client_id: opt_str("google_client_id", &c.google_client_id, 500)?,
+            google_client_secret: secret_of(&c.google_client_secret),
+            resend_api_key: secret_of(&c.resend_api_key),
+            email_from: opt_str("email_from", &c.email_from, 320)?,
+            stripe_secret_key: secret_of(&c.stripe_secret_key),
+            stripe_webhook_secret: secret_of(&c.stripe_webhook_secret),
+            ..Default::default()
+        };
+        self.apply_patch(caller, project_id, &patch, "project.credentials_updated")
+            .await?;
+        self.get_credentials(caller, project_id).await
+    }
+
+    pub async fn list_domains(&self, caller: &Caller, project_id: &str) -> AdminResult<Vec<Domain>> {
+        self.project_of(caller, project_id).await?;
+        let rows = sqlx::query(
+            "SELECT id, project_id, hostname, is_primary, status, token, reason, created_at FROM domains WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.svc.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| self.domain_from_row(r))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(AdminError::from)
+    }
+
+    fn domain_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Domain, sqlx::Error> {
+        let hostname: String = r.try_get("hostname")?;
+        let token: String = r.try_get("token")?;
+        Ok(Domain {
+            id: r.try_get("id")?,
+            project_id: r.try_get("project_id")?,
+            records: vec![DnsRecord {
+                kind: "TXT",
+                name: format!("_reauth-challenge.{hostname}"),
+                value: format!("reauth-verify={token}"),
+            }],
+            hostname,
+            primary: r.try_get::<i64, _>("is_primary")? != 0,
+            status: r.try_get("status")?,
+            reason: r.try_get("reason")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+
+    /// Add a domain (pending until verified; it serves nothing before).
+    pub async fn add_domain(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        hostname: &str,
+    ) -> AdminResult<Domain> {
+        self.project_of(caller, project_id).await?;
+        let host = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !valid_hostname(&host) {
+            return Err(AdminError::invalid(
+                "hostname",
+                "a DNS name such as auth.example.com",
+            ));
+        }
+        if let Some(base) = &self.svc.settings.base_domain
+            && (host == *base || host.ends_with(&format!(".{base}")))
+        {
+            return Err(AdminError::invalid(
+                "hostname",
+                "the base domain and its subdomains are reauth's own",
+            ));
+        }
+        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM domains WHERE hostname = $1")
+            .bind(&host)
+            .fetch_optional(&self.svc.db.pool)
+            .await?;
+        if taken.is_some() {
+            return Err(AdminError::Conflict(format!(
+                "{host} is already claimed by a project"
+            )));
+        }
+        let first: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM domains WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(&self.svc.db.pool)
+            .await?;
+        let id = ids::new_id("dom");
+        sqlx::query("INSERT INTO domains (id, project_id, hostname, is_primary, status, token, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6)")
+            .bind(&id)
+            .bind(project_id)
+            .bind(&host)
+            .bind(i64::from(first == 0))
+            .bind(reauth_runtime::crypto::random_token())
+            .bind(now_ms())
+            .execute(&self.svc.db.pool)
+            .await
+            .map_err(|e| {
+                if e.to_string().to_ascii_lowercase().contains("unique") {
+                    AdminError::Conflict(format!("{host} is already claimed by a project"))
+                } else {
+                    AdminError::from(e)
+                }
+            })?;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(project_id),
+                action: "domain.added",
+                target: Some(&id),
+                detail: serde_json::json!({ "hostname": host }),
+            },
+        )
+        .await;
+        self.list_domains(caller, project_id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or(AdminError::NotFound("domain"))
+    }
+
+    pub async fn remove_domain(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        domain_id: &str,
+    ) -> AdminResult<()> {
+        self.project_of(caller, project_id).await?;
+        let n = sqlx::query("DELETE FROM domains WHERE id = $1 AND project_id = $2")
+            .bind(domain_id)
+            .bind(project_id)
+            .execute(&self.svc.db.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AdminError::NotFound("domain"));
+        }
+        self.project_changed(project_id).await;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(project_id),
+                action: "domain.removed",
+                target: Some(domain_id),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await;
+        Ok(())
+    }
+}
