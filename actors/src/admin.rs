@@ -30,9 +30,23 @@ pub struct Caller {
     pub scopes: Vec<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    /// The operator at the CLI: every org's projects (tenancy is for API keys and members).
+    pub operator: bool,
 }
 
 impl Caller {
+    /// The operator at the command line (`org_id` is the org a command names, if any).
+    pub fn operator(org_id: Option<&str>) -> Self {
+        Self {
+            org_id: org_id.unwrap_or_default().to_string(),
+            actor: "cli".into(),
+            scopes: vec!["*:write".into()],
+            ip: None,
+            request_id: None,
+            operator: true,
+        }
+    }
+
     /// Whether the caller may `access` (`read` or `write`) `resource`: `resource:write` implies
     /// read, and `*:read` / `*:write` cover every resource.
     pub fn may(&self, resource: &str, access: Access) -> bool {
@@ -101,7 +115,7 @@ impl From<sqlx::Error> for AdminError {
 pub type AdminResult<T> = Result<T, AdminError>;
 
 /// A page of a list: Stripe's shape with an explicit cursor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,
@@ -111,9 +125,13 @@ pub struct Page<T> {
 
 /// Cursor pagination: at most `limit` (1..=100, default 10) items after `starting_after`,
 /// in the order of the sortable id.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageReq {
+    /// How many items (1 to 100; default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub starting_after: Option<String>,
 }
 

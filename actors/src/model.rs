@@ -6,7 +6,7 @@ use reauth_runtime::config::Secret;
 use serde::{Deserialize, Serialize};
 
 /// A plan mapping entry: a Stripe price id grants a plan name and its features.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanMapping {
     pub price_id: String,
     pub plan: String,

@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use reauth_actors::Core;
 use reauth_actors::services::Services;
 use reauth_runtime::crypto::MasterKey;
-use reauth_runtime::{Db, Settings, cache, now_ms};
+use reauth_runtime::{Db, Settings, cache};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::sdk::router())
         .merge(routes::billing::router())
         .merge(routes::api::router(state.clone()))
+        .merge(routes::api::openapi::router())
         .merge(routes::ops::health());
     if state.mode == Mode::Dev {
         app = app.merge(routes::dev::router());
@@ -196,9 +197,6 @@ pub fn layered(app: Router<AppState>, state: AppState, public: bool) -> Router {
 
 /// Dev mode: the demo project on `localhost`/`127.0.0.1`, redirecting to this server by default.
 pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
-    use reauth_actors::store;
-    let db = &state.core.svc.db;
-    let key = &state.core.svc.master_key;
     let port = addr.port();
     let origins = vec![
         format!("http://localhost:{port}"),
@@ -207,25 +205,9 @@ pub async fn ensure_demo_project(state: &AppState, addr: SocketAddr) -> anyhow::
     ];
     // With the port: the first dev host is the demo's canonical origin.
     let hosts = vec![format!("localhost:{port}"), format!("127.0.0.1:{port}")];
-    let id = match store::get_project_by_slug(db, key, "demo").await? {
-        Some(p) => {
-            let mut merged = origins.clone();
-            for o in p.allowed_origins {
-                if !merged.contains(&o) {
-                    merged.push(o);
-                }
-            }
-            let patch = store::ProjectPatch {
-                allowed_origins: Some(merged),
-                dev_hosts: Some(hosts.clone()),
-                ..Default::default()
-            };
-            store::update_project(db, key, &p.id, &patch, now_ms()).await?;
-            p.id
-        }
-        None => store::create_project(db, "demo", "Demo", &hosts, &origins, now_ms()).await?,
-    };
-    state.core.project_changed(&id).await?;
+    let id = reauth_actors::admin::Admin::new(&state.core)
+        .ensure_dev_project("demo", "Demo", &hosts, &origins)
+        .await?;
     // Wait until the directory serves the new configuration.
     for _ in 0..200 {
         if state.core.directory.project(&id).is_some_and(|p| {

@@ -1,5 +1,7 @@
-//! The `reauth` command line: `serve`, `dev`, `migrate`, `project create|list|show|update`,
-//! `stripe reconcile`.
+//! The `reauth` command line: `serve`, `dev`, `migrate`, `org create|list`,
+//! `api-key create|list|revoke`, `project create|list|show|update`, `stripe reconcile`.
+//! Everything but serving goes through the application-service façade
+//! ([`reauth_actors::admin::Admin`]), the same door the Management API uses.
 //! Flags mirror the `REAUTH_*` environment variables; `--json` output is for scripts.
 
 use std::path::PathBuf;
@@ -8,13 +10,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use reauth_actors::admin::projects::{Credentials, NewProject, ProjectUpdate};
+use reauth_actors::admin::{Admin, AdminError, Caller};
 use reauth_actors::model::{PlanMapping, Project};
 use reauth_actors::reconcile;
 use reauth_actors::services::Services;
-use reauth_actors::store::{self, ProjectPatch};
-use reauth_runtime::config::Secret;
 use reauth_runtime::crypto::MasterKey;
-use reauth_runtime::{BusMessage, Settings, cache, now_ms};
+use reauth_runtime::{Settings, cache};
 
 use crate::app::{self, Mode};
 
@@ -63,6 +65,12 @@ enum Cmd {
     Dev(DevFlags),
     /// Apply database migrations and exit.
     Migrate(StoreFlags),
+    /// Manage organizations (the customers that own projects).
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Manage an organization's Management API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCmd),
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCmd),
@@ -88,12 +96,77 @@ enum StripeCmd {
 }
 
 #[derive(Subcommand)]
+enum OrgCmd {
+    /// Create an organization with its first owner.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The owner's email (signs in to the dashboard).
+        #[arg(long)]
+        owner_email: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// List organizations.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCmd {
+    /// Create a key (printed once: store it now).
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// `resource:read` or `resource:write` (repeatable; `*` for every resource). Default:
+        /// `*:write`.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// List an organization's keys (never the secret).
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Revoke a key, on every running instance.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        key_id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProjectCmd {
     /// Create a project.
     Create {
         slug: String,
         #[arg(long)]
         name: Option<String>,
+        /// The organization that owns it (its slug); the Management API sees only its org's.
+        #[arg(long)]
+        org: Option<String>,
         /// Allowed redirect origin (repeatable; the first is the default redirect).
         #[arg(long = "allowed-origin")]
         allowed_origins: Vec<String>,
@@ -224,6 +297,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Cmd::Org(cmd) => org(config, cmd).await,
+        Cmd::ApiKey(cmd) => api_key(config, cmd).await,
         Cmd::Project(cmd) => project(config, cmd).await,
         Cmd::Stripe(cmd) => stripe(config, cmd).await,
     }
@@ -346,6 +421,142 @@ fn cli_master_key(s: &Settings) -> anyhow::Result<MasterKey> {
     Ok(key)
 }
 
+/// The façade over the configured store, for one command: changes reach running instances
+/// over the bus (Redis) or each instance's version watcher (embedded store).
+async fn admin_for(s: &Settings) -> anyhow::Result<Admin> {
+    let key = cli_master_key(s)?;
+    let db = app::open_db(s).await?;
+    let cache = cache::connect(s.redis_url.as_ref().map(|u| u.expose()), &s.redis_prefix)
+        .await
+        .context("connecting to Redis")?;
+    Ok(Admin::detached(Arc::new(Services::new(
+        db,
+        cache,
+        s.clone(),
+        key,
+        false,
+    )?)))
+}
+
+/// A façade error as the CLI says it: the field for bad input.
+fn cli_error(e: AdminError) -> anyhow::Error {
+    match e {
+        AdminError::Invalid { field, message } => anyhow::anyhow!("--{}: {message}", field.replace('_', "-")),
+        AdminError::Store(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+async fn org_caller(admin: &Admin, slug: &str) -> anyhow::Result<Caller> {
+    let org = admin
+        .org_by_slug(slug)
+        .await
+        .map_err(cli_error)?
+        .with_context(|| format!("no organization {slug:?}"))?;
+    Ok(Caller::operator(Some(&org.id)))
+}
+
+async fn org(config: Option<&PathBuf>, cmd: OrgCmd) -> anyhow::Result<()> {
+    let flags = match &cmd {
+        OrgCmd::Create { store, .. } | OrgCmd::List { store, .. } => store.clone(),
+    };
+    let s = settings(config, &flags)?;
+    crate::telemetry::init("warn", s.log_format);
+    let admin = admin_for(&s).await?;
+    match cmd {
+        OrgCmd::Create {
+            slug,
+            name,
+            owner_email,
+            json,
+            ..
+        } => {
+            let name = name.unwrap_or_else(|| slug.clone());
+            let org = admin
+                .create_org("cli", &slug, &name, &owner_email)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&org)?);
+            } else {
+                println!("{}\t{}\t{}", org.slug, org.id, org.name);
+            }
+        }
+        OrgCmd::List { json, .. } => {
+            let list = admin.list_orgs().await.map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for o in &list {
+                    println!("{}\t{}\t{}", o.slug, o.id, o.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn api_key(config: Option<&PathBuf>, cmd: ApiKeyCmd) -> anyhow::Result<()> {
+    let flags = match &cmd {
+        ApiKeyCmd::Create { store, .. }
+        | ApiKeyCmd::List { store, .. }
+        | ApiKeyCmd::Revoke { store, .. } => store.clone(),
+    };
+    let s = settings(config, &flags)?;
+    crate::telemetry::init("warn", s.log_format);
+    let admin = admin_for(&s).await?;
+    match cmd {
+        ApiKeyCmd::Create {
+            org,
+            name,
+            scopes,
+            json,
+            ..
+        } => {
+            let caller = org_caller(&admin, &org).await?;
+            let (k, secret) = admin
+                .create_api_key(&caller, name.as_deref().unwrap_or_default(), &scopes)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                let mut v = serde_json::to_value(&k)?;
+                v["key"] = secret.into();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{secret}");
+                eprintln!("{} ({}): shown once; store it now", k.id, k.scopes.join(" "));
+            }
+        }
+        ApiKeyCmd::List { org, json, .. } => {
+            let caller = org_caller(&admin, &org).await?;
+            let list = admin.list_api_keys(&caller).await.map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for k in &list {
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!("{}\t{}…\t{}\t{}\t{}", k.id, k.prefix, k.name, k.scopes.join(" "), state);
+                }
+            }
+        }
+        ApiKeyCmd::Revoke {
+            org, key_id, json, ..
+        } => {
+            let caller = org_caller(&admin, &org).await?;
+            let k = admin
+                .revoke_api_key(&caller, &key_id)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&k)?);
+            } else {
+                println!("revoked {}", k.id);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn project(config: Option<&PathBuf>, cmd: ProjectCmd) -> anyhow::Result<()> {
     let flags = match &cmd {
         ProjectCmd::Create { store, .. }
@@ -355,41 +566,38 @@ async fn project(config: Option<&PathBuf>, cmd: ProjectCmd) -> anyhow::Result<()
     };
     let s = settings(config, &flags)?;
     crate::telemetry::init("warn", s.log_format);
-    let key = cli_master_key(&s)?;
-    let db = app::open_db(&s).await?;
+    let admin = admin_for(&s).await?;
+    let operator = Caller::operator(None);
     match cmd {
         ProjectCmd::Create {
             slug,
             name,
+            org,
             allowed_origins,
             json,
             ..
         } => {
-            if !store::valid_slug(&slug) {
-                anyhow::bail!(
-                    "slug must be 2-40 characters of a-z, 0-9 and '-', not starting or ending with '-'"
-                );
-            }
-            for o in &allowed_origins {
-                check_origin(o)?;
-            }
-            if store::get_project_by_slug(&db, &key, &slug)
-                .await?
-                .is_some()
-            {
-                anyhow::bail!("a project with slug {slug:?} already exists");
-            }
-            let name = name.unwrap_or_else(|| slug.clone());
-            let id =
-                store::create_project(&db, &slug, &name, &[], &allowed_origins, now_ms()).await?;
-            notify(&s, &id).await;
-            let p = store::get_project(&db, &key, &id)
-                .await?
-                .context("project vanished")?;
+            let caller = match &org {
+                Some(o) => org_caller(&admin, o).await?,
+                None => operator.clone(),
+            };
+            let new = NewProject {
+                slug: slug.clone(),
+                name,
+                allowed_origins,
+            };
+            let v = admin
+                .create_project(&caller, &new)
+                .await
+                .map_err(cli_error)?;
+            let p = admin
+                .project_of(&operator, &v.id)
+                .await
+                .map_err(cli_error)?;
             print_project(&p, &s, json);
         }
         ProjectCmd::List { json, .. } => {
-            let list = store::list_projects(&db, &key).await?;
+            let list = admin.projects(&operator).await.map_err(cli_error)?;
             if json {
                 let v: Vec<_> = list.iter().map(|p| project_json(p, &s)).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -400,43 +608,42 @@ async fn project(config: Option<&PathBuf>, cmd: ProjectCmd) -> anyhow::Result<()
             }
         }
         ProjectCmd::Show { slug, json, .. } => {
-            let p = store::get_project_by_slug(&db, &key, &slug)
-                .await?
-                .with_context(|| format!("no project {slug:?}"))?;
+            let p = admin
+                .project_by_slug(&operator, &slug)
+                .await
+                .map_err(|_| anyhow::anyhow!("no project {slug:?}"))?;
             print_project(&p, &s, json);
         }
         ProjectCmd::Update(a) => {
-            let p = store::get_project_by_slug(&db, &key, &a.slug)
-                .await?
-                .with_context(|| format!("no project {:?}", a.slug))?;
-            let patch = patch_from(&a)?;
-            store::update_project(&db, &key, &p.id, &patch, now_ms()).await?;
-            notify(&s, &p.id).await;
-            let p = store::get_project(&db, &key, &p.id)
-                .await?
-                .context("project vanished")?;
+            let p = admin
+                .project_by_slug(&operator, &a.slug)
+                .await
+                .map_err(|_| anyhow::anyhow!("no project {:?}", a.slug))?;
+            let (update, creds) = update_from(&a)?;
+            admin
+                .update_project(&operator, &p.id, &update)
+                .await
+                .map_err(cli_error)?;
+            if creds.is_some() {
+                admin
+                    .put_credentials(&operator, &p.id, &creds.unwrap_or_default())
+                    .await
+                    .map_err(cli_error)?;
+            }
+            let p = admin
+                .project_of(&operator, &p.id)
+                .await
+                .map_err(cli_error)?;
             print_project(&p, &s, a.json);
         }
     }
-    db.pool.close().await;
-    Ok(())
-}
-
-fn check_origin(o: &str) -> anyhow::Result<()> {
-    let u = url::Url::parse(o).with_context(|| format!("allowed origin {o:?} is not a URL"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" {
-        anyhow::bail!("allowed origin {o:?} must be scheme://host[:port] (no path)");
-    }
+    admin.svc().db.pool.close().await;
     Ok(())
 }
 
 /// Empty string clears an optional setting.
 fn opt(v: &Option<String>) -> Option<Option<String>> {
     v.as_ref().map(|s| (!s.is_empty()).then(|| s.clone()))
-}
-
-fn secret(v: &Option<String>) -> Option<Option<Secret>> {
-    opt(v).map(|o| o.map(Secret::new))
 }
 
 pub fn parse_plan(s: &str) -> anyhow::Result<PlanMapping> {
@@ -459,37 +666,8 @@ pub fn parse_plan(s: &str) -> anyhow::Result<PlanMapping> {
     })
 }
 
-fn patch_from(a: &UpdateArgs) -> anyhow::Result<ProjectPatch> {
-    for o in &a.allowed_origins {
-        check_origin(o)?;
-    }
-    for h in &a.dev_hosts {
-        if crate::host::parse(h).is_err() {
-            anyhow::bail!("--dev-host {h:?} must be host[:port] (a name, IPv4 or [IPv6])");
-        }
-    }
-    if let Some(c) = &a.accent_color
-        && !c.is_empty()
-        && !crate::pages::valid_color(c)
-    {
-        anyhow::bail!("--accent-color must be #rgb or #rrggbb");
-    }
-    if let Some(u) = &a.logo_url
-        && !u.is_empty()
-        && !u.starts_with("https://")
-    {
-        anyhow::bail!("--logo-url must be an https:// URL");
-    }
-    if let Some(t) = a.magic_link_ttl
-        && !(60..=86_400).contains(&t)
-    {
-        anyhow::bail!("--magic-link-ttl must be between 60 and 86400 seconds");
-    }
-    if let Some(t) = a.session_ttl
-        && !(300..=31_536_000).contains(&t)
-    {
-        anyhow::bail!("--session-ttl must be between 300 and 31536000 seconds");
-    }
+/// The flags of `project update` as the façade's update and credentials (it validates them).
+fn update_from(a: &UpdateArgs) -> anyhow::Result<(ProjectUpdate, Option<Credentials>)> {
     let plans = if a.plans.is_empty() {
         None
     } else {
@@ -500,42 +678,33 @@ fn patch_from(a: &UpdateArgs) -> anyhow::Result<ProjectPatch> {
                 .collect::<anyhow::Result<Vec<_>>>()?,
         )
     };
-    Ok(ProjectPatch {
+    let update = ProjectUpdate {
         name: a.name.clone(),
         logo_url: opt(&a.logo_url),
         accent_color: opt(&a.accent_color),
         allowed_origins: (!a.allowed_origins.is_empty()).then(|| a.allowed_origins.clone()),
         dev_hosts: (!a.dev_hosts.is_empty()).then(|| a.dev_hosts.clone()),
-        custom_domain: None,
-        email_from: opt(&a.email_from),
-        resend_api_key: secret(&a.resend_api_key),
-        google_client_id: opt(&a.google_client_id),
-        google_client_secret: secret(&a.google_client_secret),
-        stripe_secret_key: secret(&a.stripe_secret_key),
-        stripe_webhook_secret: secret(&a.stripe_webhook_secret),
+        email_from: None,
+        google_client_id: None,
         magic_link_ttl_secs: a.magic_link_ttl,
         session_ttl_secs: a.session_ttl,
         plans,
-    })
-}
-
-/// Tell running instances (through the Redis bus, when configured) to reload the project.
-/// Embedded instances notice the new version on their own within seconds.
-async fn notify(s: &Settings, project_id: &str) {
-    let Some(url) = &s.redis_url else { return };
-    match cache::connect(Some(url.expose()), &s.redis_prefix).await {
-        Ok(c) => {
-            let msg = BusMessage {
-                origin: "cli".into(),
-                topic: "project.changed".into(),
-                payload: serde_json::json!({ "project_id": project_id }).to_string(),
-            };
-            if let Err(e) = c.publish(&msg).await {
-                eprintln!("warning: running instances were not notified: {e}");
-            }
-        }
-        Err(e) => eprintln!("warning: running instances were not notified: {e:#}"),
-    }
+    };
+    let creds = Credentials {
+        google_client_id: opt(&a.google_client_id),
+        google_client_secret: opt(&a.google_client_secret),
+        resend_api_key: opt(&a.resend_api_key),
+        email_from: opt(&a.email_from),
+        stripe_secret_key: opt(&a.stripe_secret_key),
+        stripe_webhook_secret: opt(&a.stripe_webhook_secret),
+    };
+    let any = creds.google_client_id.is_some()
+        || creds.google_client_secret.is_some()
+        || creds.resend_api_key.is_some()
+        || creds.email_from.is_some()
+        || creds.stripe_secret_key.is_some()
+        || creds.stripe_webhook_secret.is_some();
+    Ok((update, any.then_some(creds)))
 }
 
 fn project_json(p: &Project, s: &Settings) -> serde_json::Value {

@@ -53,6 +53,37 @@ codes! {
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 
+/// The wire shape of every error, and its OpenAPI schema.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, from the registry; branch on it, not on the message.
+    #[schema(schema_with = code_schema)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+    /// The input field a `validation_failed` is about (a JSON path, a query parameter or a
+    /// header name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds until a retry can succeed (with `rate_limited`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// `code` is one of the registry's.
+fn code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(CODES.iter().copied()))
+        .build()
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub code: Code,
@@ -117,15 +148,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
-        if let Some(s) = self.retry_after {
-            error["retry_after"] = s.into();
-        }
-        if let Some(f) = self.field {
-            error["field"] = f.into();
-        }
         let status = self.status.unwrap_or_else(|| self.code.status());
-        let mut res = (status, Json(serde_json::json!({ "error": error }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message,
+                field: self.field,
+                retry_after: self.retry_after,
+            },
+        };
+        let mut res = (status, Json(body)).into_response();
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

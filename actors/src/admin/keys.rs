@@ -224,6 +224,7 @@ impl Admin {
                 scopes: v.scopes.clone(),
                 ip,
                 request_id,
+                operator: false,
             };
             if now - v.last_used_written >= LAST_USED_EVERY_MS {
                 v.last_used_written = now;
@@ -264,6 +265,7 @@ impl Admin {
             scopes: v.scopes.clone(),
             ip,
             request_id,
+            operator: false,
         };
         self.keys.by_hash.insert(digest, v);
         Ok(caller)

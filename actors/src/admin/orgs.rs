@@ -89,6 +89,7 @@ impl Admin {
             scopes: vec![],
             ip: None,
             request_id: None,
+            operator: true,
         };
         self.audit(
             &caller,

@@ -12,7 +12,7 @@ use crate::model::{PlanMapping, Project};
 use crate::store::{self, ProjectPatch};
 
 /// A project as the API shows it: no secret, ever.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProjectView {
     pub id: String,
     pub slug: String,
@@ -49,7 +49,7 @@ impl From<&Project> for ProjectView {
 }
 
 /// A new project.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewProject {
     pub slug: String,
     pub name: Option<String>,
@@ -58,7 +58,7 @@ pub struct NewProject {
 }
 
 /// Changes to a project's settings; absent fields stay, `null` clears an optional one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProjectUpdate {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -86,7 +86,7 @@ where
 }
 
 /// Write-only credentials; absent stays, `null` (or "") clears.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     #[serde(default, deserialize_with = "nullable")]
     pub google_client_id: Option<Option<String>>,
@@ -103,7 +103,7 @@ pub struct Credentials {
 }
 
 /// Whether a secret is set, and its last four characters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SecretState {
     pub set: bool,
     pub last4: Option<String>,
@@ -120,7 +120,7 @@ fn state_of(s: &Option<Secret>) -> SecretState {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CredentialsView {
     pub google_client_id: Option<String>,
     pub google_client_secret: SecretState,
@@ -130,7 +130,7 @@ pub struct CredentialsView {
     pub stripe_webhook_secret: SecretState,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Domain {
     pub id: String,
     pub project_id: String,
@@ -144,7 +144,7 @@ pub struct Domain {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DnsRecord {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -328,8 +328,12 @@ impl Admin {
                 .bind(project_id)
                 .fetch_optional(&self.svc.db.pool)
                 .await?;
-        if owner.flatten().as_deref() != Some(caller.org_id.as_str()) {
-            return Err(AdminError::NotFound("project"));
+        match owner {
+            None => return Err(AdminError::NotFound("project")),
+            Some(org) if !caller.operator && org.as_deref() != Some(caller.org_id.as_str()) => {
+                return Err(AdminError::NotFound("project"));
+            }
+            Some(_) => {}
         }
         store::get_project(&self.svc.db, &self.svc.master_key, project_id)
             .await?
@@ -342,12 +346,15 @@ impl Admin {
         page: &PageReq,
     ) -> AdminResult<Page<ProjectView>> {
         let limit = page.limit()?;
+        // The operator (CLI) without an org sees every project.
+        let all = caller.operator && caller.org_id.is_empty();
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM projects WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "SELECT id FROM projects WHERE (org_id = $1 OR $4 = 1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(&caller.org_id)
         .bind(&page.starting_after)
         .bind(limit + 1)
+        .bind(i64::from(all))
         .fetch_all(&self.svc.db.pool)
         .await?;
         let mut views = Vec::with_capacity(ids.len());
@@ -384,13 +391,13 @@ impl Admin {
             .is_some()
         {
             return Err(AdminError::Conflict(format!(
-                "a project with slug {:?} exists",
+                "a project with slug {:?} already exists",
                 new.slug
             )));
         }
         let id = store::create_project_in(
             &self.svc.db,
-            Some(&caller.org_id),
+            (!caller.org_id.is_empty()).then_some(caller.org_id.as_str()),
             &new.slug,
             name.trim(),
             &[],
@@ -401,7 +408,7 @@ impl Admin {
         .map_err(|e| {
             // Two creations racing for one slug: the unique index decides.
             if e.to_string().to_ascii_lowercase().contains("unique") {
-                AdminError::Conflict(format!("a project with slug {:?} exists", new.slug))
+                AdminError::Conflict(format!("a project with slug {:?} already exists", new.slug))
             } else {
                 AdminError::Store(e)
             }
@@ -694,5 +701,70 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+}
+
+impl Admin {
+    /// A project by slug (tenancy as [`Admin::project_of`]); the CLI's way in.
+    pub async fn project_by_slug(&self, caller: &Caller, slug: &str) -> AdminResult<Project> {
+        let p = store::get_project_by_slug(&self.svc.db, &self.svc.master_key, slug)
+            .await?
+            .ok_or(AdminError::NotFound("project"))?;
+        self.project_of(caller, &p.id).await
+    }
+
+    /// Every project the caller sees, in full (the CLI's listing).
+    pub async fn projects(&self, caller: &Caller) -> AdminResult<Vec<Project>> {
+        let mut out = vec![];
+        let mut page = PageReq {
+            limit: Some(100),
+            starting_after: None,
+        };
+        loop {
+            let p = self.list_projects(caller, &page).await?;
+            for v in &p.data {
+                out.push(self.project_of(caller, &v.id).await?);
+            }
+            match p.next_cursor {
+                Some(c) if p.has_more => page.starting_after = Some(c),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(out)
+    }
+}
+
+impl Admin {
+    /// Dev mode's project on `hosts`: created, or its hosts set and `origins` put first in its
+    /// allowed origins (keeping any others). Returns its id; running actors are told.
+    pub async fn ensure_dev_project(
+        &self,
+        slug: &str,
+        name: &str,
+        hosts: &[String],
+        origins: &[String],
+    ) -> AdminResult<String> {
+        let db = &self.svc.db;
+        let id = match store::get_project_by_slug(db, &self.svc.master_key, slug).await? {
+            Some(p) => {
+                let mut merged = origins.to_vec();
+                for o in p.allowed_origins {
+                    if !merged.contains(&o) {
+                        merged.push(o);
+                    }
+                }
+                let patch = ProjectPatch {
+                    allowed_origins: Some(merged),
+                    dev_hosts: Some(hosts.to_vec()),
+                    ..Default::default()
+                };
+                store::update_project(db, &self.svc.master_key, &p.id, &patch, now_ms()).await?;
+                p.id
+            }
+            None => store::create_project(db, slug, name, hosts, origins, now_ms()).await?,
+        };
+        self.project_changed(&id).await;
+        Ok(id)
     }
 }

@@ -3,6 +3,7 @@
 //! application service ([`reauth_actors::admin::Admin`]), cursor pagination, `Idempotency-Key`
 //! on POST, errors from the one registry (422s name the field).
 
+pub mod openapi;
 pub mod projects;
 
 use axum::body::{Body, to_bytes};

@@ -1,0 +1,217 @@
+//! The Management API's OpenAPI 3.1 document, generated from the handlers'
+//! `#[utoipa::path]` and the view types' `ToSchema`; served at `GET /api/v1/openapi.json`
+//! (public: no API key) and committed as `http/openapi.json`, which `tests/openapi.rs` keeps
+//! equal to what the code generates (`REAUTH_UPDATE_OPENAPI=1` rewrites it).
+//!
+//! A handler's annotation names its success answer and the errors only it has (a 409 for a
+//! taken name). [`Conventions`] adds what every operation shares, so the document cannot
+//! forget them: the bearer key and its 401/403, 503 when the store is unreachable, 404 on a
+//! path naming a resource, 422 wherever there is input to validate, and on POST the
+//! `Idempotency-Key` header with its 409.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::projects;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "reauth Management API",
+        version = "1",
+        description = "Manage an organization's projects, their credentials and domains, end users, \
+sessions, subscriptions and logs. Authenticate with an organization API key: \
+`Authorization: Bearer reauth_sk_…`. Lists are cursor-paginated (`limit`, `starting_after`; \
+answers carry `has_more` and `next_cursor`). A POST with an `Idempotency-Key` is answered once \
+and replayed for 24 hours. Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}` with a \
+stable `code`.",
+        license(name = "MIT"),
+    ),
+    paths(
+        spec,
+        projects::list,
+        projects::create,
+        projects::show,
+        projects::update,
+        projects::remove,
+        projects::credentials,
+        projects::put_credentials,
+        projects::domains,
+        projects::add_domain,
+        projects::remove_domain,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Conventions),
+    security(("api_key" = [])),
+    tags(
+        (name = "projects", description = "Projects, their credentials (write-only) and domains"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as committed: pretty-printed, keys in a stable order, a final newline.
+pub fn pretty_json() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json().map(|s| s + "\n")
+}
+
+/// `GET /api/v1/openapi.json`, outside the API-key layer.
+pub fn router() -> Router<AppState> {
+    Router::new().route(SPEC_PATH, get(spec))
+}
+
+const SPEC_PATH: &str = "/api/v1/openapi.json";
+
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
+)]
+async fn spec() -> Result<Response, ApiError> {
+    let doc = pretty_json().map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], doc).into_response())
+}
+
+/// What every operation shares (see the module documentation).
+struct Conventions;
+
+const SHARED: &[(&str, &str, &str)] = &[
+    (
+        "401",
+        "Unauthorized",
+        "No API key, or one that is malformed, unknown or revoked (`invalid_api_key`)",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The API key lacks the scope this operation needs (`forbidden`)",
+    ),
+    (
+        "404",
+        "NotFound",
+        "No such resource for this organization (`not_found`); another organization's is the same answer",
+    ),
+    (
+        "409",
+        "Conflict",
+        "A conflict with the current state (`conflict`), or an `Idempotency-Key` reused for another request (`idempotency_conflict`)",
+    ),
+    (
+        "422",
+        "ValidationFailed",
+        "Input that does not validate (`validation_failed`); `field` names it",
+    ),
+    (
+        "503",
+        "Unavailable",
+        "A dependency (the database) is unreachable (`unavailable`); retry shortly",
+    ),
+];
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("reauth_sk_…")
+                    .description(Some(
+                        "An organization API key (`reauth api-key create`), scoped to resources",
+                    ))
+                    .build(),
+            ),
+        );
+        for (_, name, description) in SHARED {
+            components.responses.insert(
+                (*name).to_string(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(*description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Error")))
+                                .build(),
+                        )
+                        .build(),
+                ),
+            );
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path == SPEC_PATH {
+                continue;
+            }
+            let named = path.contains('{');
+            for (method, op) in [
+                (HttpMethod::Get, item.get.as_mut()),
+                (HttpMethod::Post, item.post.as_mut()),
+                (HttpMethod::Put, item.put.as_mut()),
+                (HttpMethod::Patch, item.patch.as_mut()),
+                (HttpMethod::Delete, item.delete.as_mut()),
+            ] {
+                if let Some(op) = op {
+                    shared_answers(op, method, named);
+                }
+            }
+        }
+    }
+}
+
+fn shared_answers(op: &mut Operation, method: HttpMethod, named: bool) {
+    let post = matches!(method, HttpMethod::Post);
+    if post {
+        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Any unique string (a UUID): the first complete answer is replayed for 24 \
+                     hours to a retry with the same key and the same request",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[\\x21-\\x7E]+$")),
+                ))
+                .build(),
+        ));
+    }
+    let has_input = op.request_body.is_some()
+        || op.parameters.as_ref().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+        });
+    let wanted = |status: &str| match status {
+        "401" | "403" | "503" => true,
+        "404" => named,
+        "409" => post,
+        "422" => has_input || post,
+        _ => false,
+    };
+    for (status, name, _) in SHARED {
+        if wanted(status) && !op.responses.responses.contains_key(*status) {
+            op.responses.responses.insert(
+                (*status).to_string(),
+                RefOr::Ref(Ref::from_response_name(*name)),
+            );
+        }
+    }
+}
