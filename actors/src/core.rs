@@ -36,14 +36,15 @@ impl Core {
         crate::revocation::catch_up(&svc, &sessions, now - crate::revocation::REMEMBER_MS)
             .await
             .context("loading recent revocations")?;
+        let api_keys = Arc::new(crate::admin::KeyCache::default());
         let revalidate = tokio::spawn(crate::revocation::run(
             svc.clone(),
             sessions.clone(),
             sessions.revoked(),
+            api_keys.clone(),
             Duration::from_secs(svc.settings.revalidate_secs.max(1)),
         ));
         let tenants = Tenants::start(svc.clone(), directory.clone(), sessions.clone()).await?;
-        let api_keys = Arc::new(crate::admin::KeyCache::default());
         let bridge = tokio::spawn(crate::bus::run(
             svc.instance_id.clone(),
             rx,

@@ -105,7 +105,13 @@ pub async fn revalidate(svc: &Svc, sessions: &Sessions, since: i64) -> anyhow::R
 
 /// The revalidation loop: every `interval`, and whenever kicked. The first read reaches back
 /// [`OVERLAP_MS`] from the loop's start (the startup load covered what came before).
-pub async fn run(svc: Svc, sessions: Sessions, revoked: Arc<Revoked>, interval: Duration) {
+pub async fn run(
+    svc: Svc,
+    sessions: Sessions,
+    revoked: Arc<Revoked>,
+    api_keys: Arc<crate::admin::KeyCache>,
+    interval: Duration,
+) {
     let runs = metrics::counter!("reauth_revalidation_runs_total");
     let failures = metrics::counter!("reauth_revalidation_failures_total");
     let applied = metrics::counter!("reauth_revalidation_revocations_total");
@@ -120,6 +126,13 @@ pub async fn run(svc: Svc, sessions: Sessions, revoked: Arc<Revoked>, interval: 
         }
         let started = now_ms();
         let t = std::time::Instant::now();
+        // Revoked API keys too: a revocation made where no bus reaches (the CLI on the
+        // embedded store, a lost message) holds within the same bound.
+        if let Ok(ids) = store::api_keys_revoked_since(&svc.db, known_until - OVERLAP_MS).await {
+            for id in ids {
+                api_keys.forget(&id);
+            }
+        }
         match revalidate(&svc, &sessions, known_until - OVERLAP_MS).await {
             Ok(pass) => {
                 runs.increment(1);
