@@ -45,7 +45,10 @@ pub fn router() -> Router<AppState> {
     params(PageReq),
     responses((status = 200, description = "A page of the organization's projects", body = Page<ProjectView>))
 )]
-pub(super) async fn list(api: Api, Query422(page): Query422<PageReq>) -> Result<Response, ApiError> {
+pub(super) async fn list(
+    api: Api,
+    Query422(page): Query422<PageReq>,
+) -> Result<Response, ApiError> {
     api.require("projects", Access::Read)?;
     Ok(Json(api.admin.list_projects(&api.caller, &page).await?).into_response())
 }
@@ -61,7 +64,10 @@ pub(super) async fn list(api: Api, Query422(page): Query422<PageReq>) -> Result<
         (status = 409, description = "A project with this slug exists, or an `Idempotency-Key` was reused for another request", body = ErrorBody),
     )
 )]
-pub(super) async fn create(api: Api, Body422(new): Body422<NewProject>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    api: Api,
+    Body422(new): Body422<NewProject>,
+) -> Result<Response, ApiError> {
     api.require("projects", Access::Write)?;
     Ok(created(api.admin.create_project(&api.caller, &new).await?))
 }
@@ -94,7 +100,12 @@ pub(super) async fn update(
     Body422(u): Body422<ProjectUpdate>,
 ) -> Result<Response, ApiError> {
     api.require("projects", Access::Write)?;
-    Ok(Json(api.admin.update_project(&api.caller, &project_id, &u).await?).into_response())
+    Ok(Json(
+        api.admin
+            .update_project(&api.caller, &project_id, &u)
+            .await?,
+    )
+    .into_response())
 }
 
 #[utoipa::path(
@@ -119,7 +130,10 @@ pub(super) async fn remove(api: Api, Path(project_id): Path<String>) -> Result<R
     params(("project_id" = String, Path, description = "The project (`prj_…`)")),
     responses((status = 200, description = "Which credentials are set (secrets by their last four characters only)", body = CredentialsView))
 )]
-pub(super) async fn credentials(api: Api, Path(project_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn credentials(
+    api: Api,
+    Path(project_id): Path<String>,
+) -> Result<Response, ApiError> {
     api.require("credentials", Access::Read)?;
     Ok(Json(api.admin.get_credentials(&api.caller, &project_id).await?).into_response())
 }
@@ -139,7 +153,12 @@ pub(super) async fn put_credentials(
     Body422(c): Body422<Credentials>,
 ) -> Result<Response, ApiError> {
     api.require("credentials", Access::Write)?;
-    Ok(Json(api.admin.put_credentials(&api.caller, &project_id, &c).await?).into_response())
+    Ok(Json(
+        api.admin
+            .put_credentials(&api.caller, &project_id, &c)
+            .await?,
+    )
+    .into_response())
 }
 
 #[utoipa::path(
@@ -150,7 +169,10 @@ pub(super) async fn put_credentials(
     params(("project_id" = String, Path, description = "The project (`prj_…`)")),
     responses((status = 200, description = "The project's domains (one page)", body = Page<Domain>))
 )]
-pub(super) async fn domains(api: Api, Path(project_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn domains(
+    api: Api,
+    Path(project_id): Path<String>,
+) -> Result<Response, ApiError> {
     api.require("domains", Access::Read)?;
     let data = api.admin.list_domains(&api.caller, &project_id).await?;
     Ok(Json(Page {
