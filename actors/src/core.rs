@@ -11,7 +11,8 @@ use reauth_runtime::{BusMessage, now_ms};
 use crate::services::{Services, Svc};
 use crate::session::Sessions;
 use crate::store;
-use crate::tenants::{Directory, Tenants};
+use crate::directory::Directory;
+use crate::tenants::Tenants;
 
 #[derive(Clone)]
 pub struct Core {

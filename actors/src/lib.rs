@@ -5,6 +5,7 @@ pub mod admin;
 pub mod billing;
 pub mod bus;
 pub mod core;
+pub mod directory;
 pub mod janitor;
 pub mod login;
 pub mod model;

@@ -27,7 +27,7 @@ use crate::model::{Project, SessionRecord, SubscriptionRecord, UserState, UserVi
 use crate::revocation::{COPY_TTL, Revoked};
 use crate::services::Svc;
 use crate::store;
-use crate::tenants::Directory;
+use crate::directory::Directory;
 
 /// Sliding renewal is written at most this often per session.
 const RENEW_EVERY_MS: i64 = 3_600_000;
@@ -286,6 +286,25 @@ pub(crate) async fn cache_user_state(svc: &Svc, st: &UserState) {
             .cache
             .set(&format!("user:{}", st.user.id), &s, Some(USER_CACHE_TTL))
             .await;
+    }
+}
+
+/// Drop the Redis copies of sessions revoked in SQL and tell every other instance (also what
+/// the CLI does, having no actors). A lost message is covered by the revocations feed.
+pub async fn announce_revocations(svc: &Svc, revoked: &[store::Revocation]) {
+    for r in revoked {
+        if let Err(e) = svc.cache.del(&format!("sess:{}", r.token_hash)).await {
+            tracing::warn!(error = %e, "cache unavailable while revoking; the revocations feed covers it");
+        }
+        let msg = BusMessage {
+            origin: svc.instance_id.clone(),
+            topic: "session.revoked".into(),
+            payload: serde_json::json!({ "user_id": r.user_id, "hash": r.token_hash, "revoked_at": r.revoked_at })
+                .to_string(),
+        };
+        if let Err(e) = svc.cache.publish(&msg).await {
+            tracing::warn!(error = %e, "bus publish failed; other instances catch up from the revocations feed");
+        }
     }
 }
 
@@ -613,6 +632,16 @@ impl Sessions {
         )
         .await;
         Ok(true)
+    }
+
+    /// Sessions revoked in SQL by someone other than their holder (the Management API, a ban,
+    /// a deletion): the same effect on every instance as [`Sessions::revoke`].
+    pub async fn revoked_in_store(&self, revoked: &[store::Revocation]) {
+        // Remembered here before anything else: a lookup racing this can't adopt a copy.
+        for r in revoked {
+            self.apply_revoke_at(&r.user_id, &r.token_hash, r.revoked_at);
+        }
+        announce_revocations(&self.svc, revoked).await;
     }
 
     fn cast(&self, actor: &ActorRef<SessionMsg>, msg: SessionMsg) {

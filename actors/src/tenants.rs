@@ -23,79 +23,29 @@ use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
 
 use crate::billing::{self, BillingError, CheckoutRequest, Outcome};
 use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
-use crate::model::{Origin, Project, ProjectRef, split_port};
+pub use crate::directory::Directory;
+use crate::model::{Project, ProjectRef};
 use crate::services::Svc;
 use crate::session::Sessions;
 use crate::store;
-use reauth_runtime::Settings;
 
-/// Snapshots of every project and the hosts they answer on. Written by ProjectActors only.
+/// The running ProjectActors by project id (the directory holds their snapshots).
 #[derive(Default)]
-pub struct Directory {
-    by_id: DashMap<String, ProjectRef>,
-    by_host: DashMap<String, String>,
-    actors: DashMap<String, ActorRef<ProjectMsg>>,
-}
+pub(crate) struct ProjectActors(DashMap<String, ActorRef<ProjectMsg>>);
 
-impl Directory {
-    pub fn project(&self, id: &str) -> Option<ProjectRef> {
-        self.by_id.get(id).map(|p| p.value().clone())
+impl ProjectActors {
+    /// The project's actor when it is running (a dead reference does not count).
+    fn live(&self, id: &str) -> Option<ActorRef<ProjectMsg>> {
+        self.0
+            .get(id)
+            .filter(|a| {
+                matches!(
+                    a.get_status(),
+                    ractor::ActorStatus::Starting | ractor::ActorStatus::Running
+                )
+            })
+            .map(|a| a.value().clone())
     }
-
-    /// The project served on `host`: a lower-case host name without its port, as the edge's
-    /// strict `Host` parser gives it.
-    pub fn by_host(&self, host: &str) -> Option<ProjectRef> {
-        let id = self.by_host.get(host)?;
-        self.by_id.get(id.value()).map(|p| p.value().clone())
-    }
-
-    pub fn projects(&self) -> Vec<ProjectRef> {
-        let mut v: Vec<_> = self.by_id.iter().map(|e| e.value().clone()).collect();
-        v.sort_by(|a, b| a.slug.cmp(&b.slug));
-        v
-    }
-
-    fn publish(&self, mut p: Project, settings: &Settings) {
-        let base_domain = settings.base_domain.as_deref();
-        p.origin = Origin::of(&p, base_domain, settings.public_scheme.as_deref());
-        let hosts = hosts_of(&p, base_domain);
-        self.by_host.retain(|_, id| id != &p.id);
-        for h in hosts {
-            self.by_host.insert(h, p.id.clone());
-        }
-        self.by_id.insert(p.id.clone(), Arc::new(p));
-    }
-
-    /// Whether the project's actor is running (a dead reference does not count).
-    fn has_live_actor(&self, id: &str) -> bool {
-        self.actors.get(id).is_some_and(|a| {
-            matches!(
-                a.get_status(),
-                ractor::ActorStatus::Starting | ractor::ActorStatus::Running
-            )
-        })
-    }
-
-    fn remove(&self, id: &str) {
-        self.by_host.retain(|_, pid| pid != id);
-        self.by_id.remove(id);
-        self.actors.remove(id);
-    }
-}
-
-fn hosts_of(p: &Project, base_domain: Option<&str>) -> Vec<String> {
-    let mut hosts: Vec<String> = p
-        .dev_hosts
-        .iter()
-        .map(|h| split_port(h).0.to_ascii_lowercase())
-        .collect();
-    if let Some(base) = base_domain {
-        hosts.push(format!("{}.{}", p.slug, base));
-    }
-    if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
-        hosts.push(d.to_ascii_lowercase());
-    }
-    hosts
 }
 
 pub enum ProjectMsg {
@@ -133,6 +83,7 @@ pub struct ProjectArgs {
     pub id: String,
     pub svc: Svc,
     pub directory: Arc<Directory>,
+    actors: Arc<ProjectActors>,
     pub sessions: Sessions,
     pub metrics: ActorMetrics,
 }
@@ -158,7 +109,7 @@ impl Actor for ProjectActor {
             .await?
             .ok_or_else(|| format!("project {} not found", args.id))?;
         args.directory.publish(p, &args.svc.settings);
-        args.directory.actors.insert(args.id.clone(), me);
+        args.actors.0.insert(args.id.clone(), me);
         let project = args
             .directory
             .project(&args.id)
@@ -180,8 +131,8 @@ impl Actor for ProjectActor {
         let me = me.get_id();
         state
             .args
-            .directory
             .actors
+            .0
             .remove_if(&state.args.id, |_, a| a.get_id() == me);
         Ok(())
     }
@@ -304,6 +255,7 @@ struct Inner {
     /// The current project supervisor: replaced when the root restarts it.
     sup: RwLock<Option<SupervisorHandle>>,
     directory: Arc<Directory>,
+    actors: Arc<ProjectActors>,
     svc: Svc,
     sessions: Sessions,
     metrics: ActorMetrics,
@@ -343,17 +295,18 @@ impl Inner {
     }
 
     async fn ensure(&self, id: &str) -> anyhow::Result<()> {
-        if self.directory.has_live_actor(id) {
+        if self.actors.live(id).is_some() {
             return Ok(());
         }
         let sup = self
             .sup()
             .ok_or_else(|| anyhow::anyhow!("the project supervisor is restarting"))?;
-        let (svc, directory, sessions, metrics) = (
+        let (svc, directory, sessions, metrics, actors) = (
             self.svc.clone(),
             self.directory.clone(),
             self.sessions.clone(),
             self.metrics.clone(),
+            self.actors.clone(),
         );
         let pid = id.to_string();
         // Transient: restarted after a failure, not after a normal stop (a deleted project).
@@ -362,6 +315,7 @@ impl Inner {
                 id: pid.clone(),
                 svc: svc.clone(),
                 directory: directory.clone(),
+                actors: actors.clone(),
                 sessions: sessions.clone(),
                 metrics: metrics.clone(),
             };
@@ -391,6 +345,7 @@ impl Tenants {
         let inner = Arc::new(Inner {
             sup: RwLock::new(None),
             directory: directory.clone(),
+            actors: Arc::default(),
             svc,
             sessions,
             metrics: ActorMetrics::new("project"),
@@ -459,6 +414,7 @@ impl Tenants {
             let _ = sup.stop_child(id).await;
         }
         self.directory.remove(id);
+        self.inner.actors.0.remove(id);
     }
 
     /// Whether the tree can serve: the root and the project supervisor are running.
@@ -488,10 +444,7 @@ impl Tenants {
     }
 
     fn actor(&self, id: &str) -> Option<ActorRef<ProjectMsg>> {
-        self.directory
-            .has_live_actor(id)
-            .then(|| self.directory.actors.get(id).map(|a| a.value().clone()))
-            .flatten()
+        self.inner.actors.live(id)
     }
 
     async fn call<T, E>(
