@@ -10,6 +10,9 @@ pub mod idempotency;
 pub mod keys;
 pub mod orgs;
 pub mod projects;
+pub mod users;
+pub mod sessions;
+pub mod logs;
 
 use std::sync::Arc;
 

@@ -41,8 +41,58 @@ pub enum LoginError {
     EmailUnverified,
     #[error("the project is not available")]
     ProjectUnavailable,
+    /// The project banned this user (Management API); unbanning lifts it.
+    #[error("this account is suspended")]
+    Banned { user_id: Option<String> },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl LoginError {
+    /// A short stable reason for the audit log (never a token or a provider's message).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::LinkUnknown => "link_unknown",
+            Self::LinkUsed => "link_used",
+            Self::LinkExpired => "link_expired",
+            Self::EmailNotConfigured => "email_not_configured",
+            Self::EmailFailed => "email_failed",
+            Self::GoogleNotConfigured => "google_not_configured",
+            Self::BadState => "bad_state",
+            Self::Provider(_) => "provider_refused",
+            Self::EmailUnverified => "email_unverified",
+            Self::ProjectUnavailable => "project_unavailable",
+            Self::Banned { .. } => "banned",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+/// An auth event in the audit log (written without an org: the org's listing includes its
+/// projects' events). Summaries only: a method, a reason, an address — never a token.
+pub async fn audit_auth(
+    svc: &Svc,
+    project_id: &str,
+    action: &str,
+    user_id: Option<&str>,
+    ip: Option<&str>,
+    request_id: Option<&str>,
+    detail: serde_json::Value,
+) {
+    crate::admin::audit::write(
+        &svc.db,
+        None,
+        user_id.unwrap_or("anonymous"),
+        ip,
+        request_id,
+        crate::admin::audit::Record {
+            project_id: Some(project_id),
+            action,
+            target: user_id,
+            detail,
+        },
+    )
+    .await;
 }
 
 impl From<LinkProblem> for LoginError {
@@ -242,16 +292,66 @@ pub async fn verify_magic_link(
     ip: Option<&str>,
     now: i64,
 ) -> Result<(String, Option<String>), LoginError> {
-    if !is_token_shaped(token) {
-        return Err(LoginError::LinkUnknown);
+    let res = async {
+        if !is_token_shaped(token) {
+            return Err(LoginError::LinkUnknown);
+        }
+        let (email, redirect) =
+            store::consume_magic_link(&svc.db, &project.id, &hash_token(token), now).await??;
+        if let Some(id) = store::banned_user(&svc.db, &project.id, &email, None).await? {
+            return Err(LoginError::Banned { user_id: Some(id) });
+        }
+        let user = store::upsert_user_by_email(&svc.db, &project.id, &email, now).await?;
+        let (session_token, _) = sessions
+            .create(project, &user.id, user_agent, ip, now)
+            .await?;
+        Ok((session_token, redirect, user.id))
     }
-    let (email, redirect) =
-        store::consume_magic_link(&svc.db, &project.id, &hash_token(token), now).await??;
-    let user = store::upsert_user_by_email(&svc.db, &project.id, &email, now).await?;
-    let (session_token, _) = sessions
-        .create(project, &user.id, user_agent, ip, now)
-        .await?;
-    Ok((session_token, redirect))
+    .await;
+    signed_in_or_not(svc, project, "magic_link", ip, None, res).await
+}
+
+/// Audit a sign-in's outcome, then answer with it.
+async fn signed_in_or_not<T>(
+    svc: &Svc,
+    project: &Project,
+    method: &str,
+    ip: Option<&str>,
+    request_id: Option<&str>,
+    res: Result<(String, T, String), LoginError>,
+) -> Result<(String, T), LoginError> {
+    match res {
+        Ok((token, redirect, user_id)) => {
+            audit_auth(
+                svc,
+                &project.id,
+                "auth.sign_in",
+                Some(&user_id),
+                ip,
+                request_id,
+                serde_json::json!({ "method": method }),
+            )
+            .await;
+            Ok((token, redirect))
+        }
+        Err(e) => {
+            let user_id = match &e {
+                LoginError::Banned { user_id } => user_id.as_deref(),
+                _ => None,
+            };
+            audit_auth(
+                svc,
+                &project.id,
+                "auth.sign_in_failed",
+                user_id,
+                ip,
+                request_id,
+                serde_json::json!({ "method": method, "reason": e.reason() }),
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 // ---- Google ----
@@ -372,6 +472,8 @@ pub struct GoogleCallback {
     pub browser_hash: String,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The request's id, for the audit log.
+    pub request_id: Option<String>,
     pub now: i64,
 }
 
@@ -394,6 +496,25 @@ pub async fn google_finish(
     project: &Project,
     cb: GoogleCallback,
 ) -> Result<(String, String), LoginError> {
+    let (ip, request_id) = (cb.ip.clone(), cb.request_id.clone());
+    let res = google_finish_inner(svc, sessions, project, cb).await;
+    signed_in_or_not(
+        svc,
+        project,
+        "google",
+        ip.as_deref(),
+        request_id.as_deref(),
+        res,
+    )
+    .await
+}
+
+async fn google_finish_inner(
+    svc: &Svc,
+    sessions: &Sessions,
+    project: &Project,
+    cb: GoogleCallback,
+) -> Result<(String, String, String), LoginError> {
     let client = google_client(svc, project)?;
     if !is_token_shaped(&cb.state) {
         return Err(LoginError::BadState);
@@ -451,6 +572,11 @@ pub async fn google_finish(
     if !verified {
         return Err(LoginError::EmailUnverified);
     }
+    if let Some(id) =
+        store::banned_user(&svc.db, &project.id, email.as_str(), Some(&gu.sub)).await?
+    {
+        return Err(LoginError::Banned { user_id: Some(id) });
+    }
     let user = match store::find_user_by_google_sub(&svc.db, &project.id, &gu.sub).await? {
         Some(u) => u,
         None => {
@@ -477,7 +603,7 @@ pub async fn google_finish(
             cb.now,
         )
         .await?;
-    Ok((token, st.redirect_to.unwrap_or_default()))
+    Ok((token, st.redirect_to.unwrap_or_default(), user.id))
 }
 
 fn token_error<RE, T>(e: &oauth2::RequestTokenError<RE, T>) -> String

@@ -612,12 +612,23 @@ impl Sessions {
 
     /// Revoke the session of `token` at `project` on every instance. Returns whether it was live.
     pub async fn revoke(&self, project_id: &str, token: &str, now: i64) -> anyhow::Result<bool> {
+        Ok(self.sign_out(project_id, token, now).await?.is_some())
+    }
+
+    /// [`Sessions::revoke`], answering with the session it revoked (whose user signed out: the
+    /// audit log's logout entry).
+    pub async fn sign_out(
+        &self,
+        project_id: &str,
+        token: &str,
+        now: i64,
+    ) -> anyhow::Result<Option<SessionRecord>> {
         if !is_token_shaped(token) {
-            return Ok(false);
+            return Ok(None);
         }
         let hash = hash_token(token);
         let Some(rec) = store::revoke_session(&self.svc.db, project_id, &hash, now).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         // Remembered before anything else: a lookup racing this logout can't adopt a copy.
         self.apply_revoke_at(&rec.user_id, &hash, now);
@@ -631,7 +642,7 @@ impl Sessions {
             serde_json::json!({ "user_id": rec.user_id, "hash": hash, "revoked_at": now }),
         )
         .await;
-        Ok(true)
+        Ok(Some(rec))
     }
 
     /// Sessions revoked in SQL by someone other than their holder (the Management API, a ban,

@@ -344,6 +344,25 @@ pub async fn user_state(
     }))
 }
 
+/// The banned user of the project with this address (or this Google subject), if any:
+/// sign-in refuses them until they are unbanned.
+pub async fn banned_user(
+    db: &Db,
+    project_id: &str,
+    email: &str,
+    google_sub: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM end_users WHERE project_id = $1 AND banned_at IS NOT NULL AND deleted_at IS NULL AND (email = $2 OR google_sub = $3) LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(email)
+    .bind(google_sub)
+    .fetch_optional(&db.pool)
+    .await
+    .context("checking for a ban")
+}
+
 // ---- sessions ----
 
 const SESSION_COLS: &str =

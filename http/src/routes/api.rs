@@ -5,6 +5,9 @@
 
 pub mod openapi;
 pub mod projects;
+pub mod users;
+pub mod sessions;
+pub mod logs;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -25,6 +28,9 @@ use crate::error::{ApiError, Code};
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(projects::router())
+        .merge(users::router())
+        .merge(sessions::router())
+        .merge(logs::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency))
         .route_layer(middleware::from_fn_with_state(state, authenticate))
 }

@@ -164,6 +164,13 @@ async fn limit_ip(
     }
 }
 
+/// The request's id (set by the edge), for the audit log.
+fn request_id(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<crate::edge::RequestId>()
+        .map(|r| r.0.clone())
+}
+
 fn login_error_page(st: &AppState, p: &ProjectRef, e: &LoginError, back: &str) -> Response {
     let brand = Brand::of(p);
     let (status, heading, message) = match e {
@@ -211,6 +218,11 @@ fn login_error_page(st: &AppState, p: &ProjectRef, e: &LoginError, back: &str) -
             StatusCode::FORBIDDEN,
             "Email not verified",
             "Your Google account's email address is not verified, so we cannot sign you in with it.",
+        ),
+        LoginError::Banned { .. } => (
+            StatusCode::FORBIDDEN,
+            "Account suspended",
+            "This account has been suspended, so it cannot sign in. Contact the application's support if you think this is a mistake.",
         ),
         LoginError::ProjectUnavailable | LoginError::Internal(_) => {
             tracing::error!(error = %e, "login failed");
@@ -284,6 +296,7 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let client = extract::client(&st, &req);
+    let rid = request_id(&req);
     let form: EmailForm = match Form::<EmailForm>::from_request(req, &st).await {
         Ok(Form(f)) => f,
         Err(_) => {
@@ -328,17 +341,29 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
         now: now_ms(),
     };
     match st.core.tenants.send_magic_link(&p.id, req).await {
-        Ok(()) => st.pages.render(
-            StatusCode::OK,
-            "check_email.html",
-            context! {
-                project => Serde(Brand::of(&p)),
-                email => email.as_str(),
-                ttl_minutes => (p.magic_link_ttl_secs + 59) / 60,
-                redirect_to,
-                dev => st.core.svc.outbox.is_some() && p.resend_api_key.is_none(),
-            },
-        ),
+        Ok(()) => {
+            login::audit_auth(
+                &st.core.svc,
+                &p.id,
+                "auth.magic_link_sent",
+                None,
+                client.ip.as_deref(),
+                rid.as_deref(),
+                serde_json::json!({ "email": email.as_str() }),
+            )
+            .await;
+            st.pages.render(
+                StatusCode::OK,
+                "check_email.html",
+                context! {
+                    project => Serde(Brand::of(&p)),
+                    email => email.as_str(),
+                    ttl_minutes => (p.magic_link_ttl_secs + 59) / 60,
+                    redirect_to,
+                    dev => st.core.svc.outbox.is_some() && p.resend_api_key.is_none(),
+                },
+            )
+        }
         Err(e) => login_error_page(&st, &p, &e, &login_href(redirect_to.as_deref())),
     }
 }
@@ -580,6 +605,7 @@ async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
         browser_hash: hash_token(browser),
         user_agent: client.user_agent,
         ip: client.ip,
+        request_id: request_id(&req),
         now: now_ms(),
     };
     match st.core.tenants.google_finish(&p.id, cb).await {
@@ -649,6 +675,7 @@ async fn logout(State(st): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let headers = req.headers().clone();
+    let (ip, rid) = (extract::client(&st, &req).ip, request_id(&req));
     let origin_ok = same_origin(&p, &headers);
     let token = extract::cookie(&headers, SESSION_COOKIE).map(str::to_string);
     let form: LogoutForm = match Form::<LogoutForm>::from_request(req, &st).await {
@@ -667,7 +694,20 @@ async fn logout(State(st): State<AppState>, req: Request) -> Response {
             Some(("/", "Go to my account")),
         );
     }
-    if let Err(e) = st.core.sessions.revoke(&p.id, &token, now_ms()).await {
+    let signed_out = st.core.sessions.sign_out(&p.id, &token, now_ms()).await;
+    if let Ok(Some(rec)) = &signed_out {
+        login::audit_auth(
+            &st.core.svc,
+            &p.id,
+            "auth.logout",
+            Some(&rec.user_id),
+            ip.as_deref(),
+            rid.as_deref(),
+            serde_json::json!({ "session_id": rec.id, "via": "hosted" }),
+        )
+        .await;
+    }
+    if let Err(e) = signed_out {
         tracing::error!(error = %e, "logout failed");
         return st.pages.message(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,7 @@
 //! SDK endpoints: who is this user (and what plan), the session, logout. Authenticated by the
 //! session cookie or `Authorization: Bearer`. CORS only for the project's allowed origins.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -57,13 +57,31 @@ async fn session(
     Ok(Json(crate::edge::session_json(&v)))
 }
 
-async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    let p = project(&st, &headers)?;
-    let token = extract::token(&headers).ok_or_else(ApiError::unauthenticated)?;
-    st.core
+async fn logout(State(st): State<AppState>, req: Request) -> Result<StatusCode, ApiError> {
+    let headers = req.headers();
+    let p = project(&st, headers)?;
+    let token = extract::token(headers).ok_or_else(ApiError::unauthenticated)?;
+    let rec = st
+        .core
         .sessions
-        .revoke(&p.id, token, now_ms())
+        .sign_out(&p.id, token, now_ms())
         .await
         .map_err(ApiError::unavailable)?;
+    if let Some(rec) = rec {
+        let rid = req
+            .extensions()
+            .get::<crate::edge::RequestId>()
+            .map(|r| r.0.clone());
+        reauth_actors::login::audit_auth(
+            &st.core.svc,
+            &p.id,
+            "auth.logout",
+            Some(&rec.user_id),
+            extract::client(&st, &req).ip.as_deref(),
+            rid.as_deref(),
+            serde_json::json!({ "session_id": rec.id, "via": "sdk" }),
+        )
+        .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
