@@ -288,7 +288,7 @@ async fn run() -> anyhow::Result<()> {
     }
     body.push_str("\nWith the bus dropped the wait is the time to B's next pass (uniform over the interval) plus the pass: the bound is `REAUTH_REVALIDATE_SECS` (default 30 s) plus one pass.\n\n");
     body.push_str(&format!(
-        "## Revalidation pass with {resident} resident session actors ({} sessions)\n\nSet-up (bulk insert + activating every session): {:.1} s. Each pass row is the mean of {PASSES} passes; the baseline (every resident session checked against SQL in batches of 1,000) the mean of 3. CPU is the whole process's (user + system, 10 ms ticks).\n\n| Revocations in the window | Pass (wall) | Pass (CPU) | of which SQL (wall) | Baseline: check all (wall) | Baseline (CPU) | Baseline / pass |\n|---|---|---|---|---|---|---|\n{rows}",
+        "## Revalidation pass with {} resident sessions (held by {resident} session actors)\n\nSet-up (bulk insert + activating every session): {:.1} s. Each pass row is the mean of {PASSES} passes; the baseline (every resident session checked against SQL in batches of 1,000) the mean of 3. CPU is the whole process's (user + system, 10 ms ticks).\n\n| Revocations in the window (rows the pass read, incl. earlier ones) | Pass (wall) | Pass (CPU) | of which SQL (wall) | Baseline: check all (wall) | Baseline (CPU) | Baseline / pass |\n|---|---|---|---|---|---|---|\n{rows}",
         hashes.len(),
         setup.as_secs_f64()
     ));

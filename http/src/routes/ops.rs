@@ -60,6 +60,7 @@ async fn supervision(State(st): State<AppState>) -> Json<serde_json::Value> {
     let projects = st.core.tenants.children().await;
     Json(json!({
         "runtime": {
+            "root": { "strategy": "one_for_one", "children": ["tenants"], "tree_up": st.core.tenants.is_up() },
             "tenants": { "strategy": "one_for_one", "children": projects },
             "sessions": { "resident": st.core.sessions.resident(), "passivate_after_secs": st.settings.session_idle_secs },
             "bus_bridge": { "backend": st.core.svc.cache.kind() },
