@@ -672,3 +672,70 @@ async fn a_session_revoked_through_the_api_is_refused_on_another_instance() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// One Google sign-in through the hosted pages and the fake provider: the callback's answer.
+async fn google_sign_in(
+    app: &TestApp,
+    dep: &Deployment,
+    p: &TestProject,
+    sub: &str,
+    email: &str,
+) -> Resp {
+    dep.google.sign_in_as(common::GoogleProfile {
+        sub: sub.into(),
+        email: email.into(),
+        email_verified: true,
+        name: "Grace Hopper".into(),
+    });
+    let r = app.get(&p.host, "/login/google", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let browser = r.cookie_value("reauth_oauth").unwrap();
+    let (code, state) = dep.google.approve(r.location().unwrap()).await;
+    app.get(
+        &p.host,
+        &format!("/callback/google?code={code}&state={state}"),
+        &[("cookie", format!("reauth_oauth={browser}"))],
+    )
+    .await
+}
+
+async fn a_banned_user_cannot_sign_in_with_google(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let app = dep.spawn().await;
+    let o = org(&app).await;
+    let p = dep.project(&app, true).await;
+    sqlx::query("UPDATE projects SET org_id = $1 WHERE id = $2")
+        .bind(&o.id)
+        .bind(&p.id)
+        .execute(&app.handle.state.core.svc.db.pool)
+        .await
+        .unwrap();
+    let (sub, email) = (unique("g"), format!("{}@example.com", unique("g")));
+    let r = google_sign_in(&app, &dep, &p, &sub, &email).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let uid = user_id(&app, &p, &o.key, &email).await;
+    let r = call(
+        &app,
+        "POST",
+        &format!("/api/v1/projects/{}/users/{uid}/ban", p.id),
+        &o.key,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let r = google_sign_in(&app, &dep, &p, &sub, &email).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("Account suspended"), "{}", r.body);
+    assert!(r.cookie_value("reauth_session").is_none());
+
+    let audit = audit_actions(&app, &o.key, &p.id).await;
+    assert!(has(&audit, "auth.sign_in", |e| e["target"] == uid.as_str()
+        && e["detail"]["method"] == "google"));
+    assert!(has(&audit, "auth.sign_in_failed", |e| e["target"]
+        == uid.as_str()
+        && e["detail"]["method"] == "google"
+        && e["detail"]["reason"] == "banned"));
+    app.shutdown().await;
+}
+on_both!(a_banned_user_cannot_sign_in_with_google);
