@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::{Admin, AdminResult, Caller, Page, PageReq, page_of};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub project_id: Option<String>,

@@ -51,29 +51,58 @@ impl From<&Project> for ProjectView {
 /// A new project.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewProject {
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
     pub slug: String,
+    /// Defaults to the slug.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// `scheme://host[:port]` origins a sign-in may return to.
     #[serde(default)]
+    #[schema(schema_with = origins_schema)]
     pub allowed_origins: Vec<String>,
 }
 
 /// Changes to a project's settings; absent fields stay, `null` clears an optional one.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProjectUpdate {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 2000, pattern = "^https://")]
     pub logo_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")]
     pub accent_color: Option<Option<String>>,
+    #[schema(schema_with = origins_schema)]
     pub allowed_origins: Option<Vec<String>>,
     pub dev_hosts: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub email_from: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub google_client_id: Option<Option<String>>,
+    #[schema(minimum = 60, maximum = 86_400)]
     pub magic_link_ttl_secs: Option<i64>,
+    #[schema(minimum = 300, maximum = 31_536_000)]
     pub session_ttl_secs: Option<i64>,
+    #[schema(max_items = 100)]
     pub plans: Option<Vec<PlanMapping>>,
+}
+
+/// Up to 50 `http(s)://host[:port]` origins (the OpenAPI schema; [`check_origins`] decides).
+fn origins_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^https?://[^/?#\\s]+$")),
+        )
+        .max_items(Some(50))
+        .build()
 }
 
 /// `null` -> `Some(None)`, a value -> `Some(Some(v))`; absent stays `None` (serde default).
@@ -91,14 +120,18 @@ pub struct Credentials {
     #[serde(default, deserialize_with = "nullable")]
     pub google_client_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500, pattern = "^[!-~]*$")]
     pub google_client_secret: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500, pattern = "^[!-~]*$")]
     pub resend_api_key: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub email_from: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500, pattern = "^$|^(sk|rk)_[!-~]*$")]
     pub stripe_secret_key: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 500, pattern = "^$|^whsec_[!-~]*$")]
     pub stripe_webhook_secret: Option<Option<String>>,
 }
 
@@ -537,6 +570,12 @@ impl Admin {
             ("stripe_webhook_secret", &c.stripe_webhook_secret, 500),
         ] {
             opt_str(field, v, max)?;
+            // Keys go into HTTP headers: anything else is accepted here and breaks later.
+            if let Some(Some(s)) = v
+                && !s.trim().bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(AdminError::invalid(field, "visible ASCII characters only"));
+            }
         }
         if let Some(Some(k)) = &c.stripe_secret_key
             && !k.trim().is_empty()

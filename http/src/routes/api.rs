@@ -3,11 +3,11 @@
 //! application service ([`reauth_actors::admin::Admin`]), cursor pagination, `Idempotency-Key`
 //! on POST, errors from the one registry (422s name the field).
 
+pub mod logs;
 pub mod openapi;
 pub mod projects;
-pub mod users;
 pub mod sessions;
-pub mod logs;
+pub mod users;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -38,7 +38,9 @@ pub fn router(state: AppState) -> Router<AppState> {
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
-            AdminError::NotFound(what) => ApiError::new(Code::NotFound, format!("{what} not found")),
+            AdminError::NotFound(what) => {
+                ApiError::new(Code::NotFound, format!("{what} not found"))
+            }
             AdminError::Invalid { field, message } => ApiError::validation(field, message),
             AdminError::Conflict(m) => ApiError::new(Code::Conflict, m),
             AdminError::Forbidden(scope) => ApiError::new(
@@ -75,6 +77,11 @@ impl FromRequestParts<AppState> for Api {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        // No id holds a NUL, and PostgreSQL text cannot: answer before one reaches SQL (as a
+        // 503). A NUL can only arrive percent-encoded.
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::new(Code::NotFound, "no such resource"));
+        }
         let caller = parts
             .extensions
             .get::<Caller>()
@@ -93,7 +100,10 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .map(String::from);
     let Some(presented) = presented else {
@@ -151,12 +161,8 @@ async fn idempotency(State(st): State<AppState>, req: Request, next: Next) -> Re
     match admin.idempotency_begin(&org, &key, &fingerprint).await {
         Ok(Begin::Replay { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut res = (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
+            let mut res =
+                (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
             res.headers_mut().insert(
                 "idempotent-replayed",
                 axum::http::HeaderValue::from_static("true"),
@@ -203,13 +209,59 @@ impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body422<T> {
         } else {
             bytes
         };
+        if let Some(field) = nul_in_json(&bytes) {
+            return Err(ApiError::validation(
+                field,
+                "must not contain NUL characters",
+            ));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Body422).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "body".to_string() } else { path };
-            ApiError::validation(field, e.inner().to_string())
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Body422)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                ApiError::validation(field, e.inner().to_string())
+            })
     }
+}
+
+/// Where a JSON body holds a NUL (in a string or a key), as a field path. PostgreSQL text and
+/// jsonb cannot store one (SQLite can): refuse it as input, alike on both stores, rather than
+/// as a 503 from the database. A NUL can only arrive escaped, so most bodies skip the walk.
+fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    fn walk(v: &serde_json::Value, at: String) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0').then_some(at),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| walk(x, format!("{at}[{i}]"))),
+            serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| {
+                let here = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(at.clone())
+                } else {
+                    walk(x, here)
+                }
+            }),
+            _ => None,
+        }
+    }
+    let escaped = bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"));
+    if !escaped {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&value, String::new()).map(|f| if f.is_empty() { "body".into() } else { f })
 }
 
 /// Query parameters with the same 422 treatment.
@@ -220,6 +272,18 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Query422<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or_default();
+        if q.contains("%00")
+            && let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            && let Some((name, _)) = pairs
+                .iter()
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let field = if name.contains('\0') { "query" } else { name };
+            return Err(ApiError::validation(
+                field,
+                "must not contain NUL characters",
+            ));
+        }
         serde_urlencoded::from_str(q)
             .map(Query422)
             .map_err(|e| ApiError::validation("query", e.to_string()))

@@ -5,7 +5,7 @@ use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use reauth_actors::admin::audit::AuditFilter;
+use reauth_actors::admin::audit::{AuditEntry, AuditFilter};
 use reauth_actors::admin::logs::{EmailLogEntry, StripeEvent, Subscription};
 use reauth_actors::admin::{Access, Page, PageReq};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::users::PageQuery;
 use super::{Api, Query422};
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -116,7 +116,10 @@ pub(super) struct AuditQuery {
         ("project_id" = Option<String>, Query, description = "Only this project's entries"),
         ("action" = Option<String>, Query, description = "Only this action (`user.banned`, `auth.sign_in`, …)"),
     ),
-    responses((status = 200, description = "A page of the organization's audit log and its projects' auth events, newest first"))
+    responses(
+        (status = 200, description = "A page of the organization's audit log and its projects' auth events, newest first", body = Page<AuditEntry>),
+        (status = 404, description = "`project_id` names no project of this organization", body = ErrorBody),
+    )
 )]
 pub(super) async fn audit_log(
     api: Api,

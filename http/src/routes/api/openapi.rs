@@ -7,19 +7,21 @@
 //! taken name). [`Conventions`] adds what every operation shares, so the document cannot
 //! forget them: the bearer key and its 401/403, 503 when the store is unreachable, 404 on a
 //! path naming a resource, 422 wherever there is input to validate, and on POST the
-//! `Idempotency-Key` header with its 409.
+//! `Idempotency-Key` header with its 409. [`LINKS`] says how a created resource's id feeds
+//! the operations on it (OpenAPI links: clients and the schemathesis run follow them).
 
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::projects;
+use super::{logs, projects, sessions, users};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 
@@ -48,12 +50,31 @@ stable `code`.",
         projects::domains,
         projects::add_domain,
         projects::remove_domain,
+        users::list,
+        users::show,
+        users::update,
+        users::remove,
+        users::ban,
+        users::unban,
+        users::sessions,
+        users::revoke_sessions,
+        users::subscriptions,
+        sessions::list,
+        sessions::revoke,
+        logs::subscriptions,
+        logs::email_log,
+        logs::stripe_events,
+        logs::audit_log,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
     security(("api_key" = [])),
     tags(
         (name = "projects", description = "Projects, their credentials (write-only) and domains"),
+        (name = "users", description = "A project's end users: list, get, update, ban, unban, delete"),
+        (name = "sessions", description = "Sessions: list, revoke one, revoke a user's"),
+        (name = "subscriptions", description = "Stripe subscriptions as reauth knows them"),
+        (name = "logs", description = "The email log, the Stripe event ledger and the audit log"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -121,6 +142,42 @@ const SHARED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// (operation, status, the operations its answer's ids feed, with runtime expressions).
+type Link = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static [(&'static str, &'static str)])],
+);
+
+const PROJECT: &[(&str, &str)] = &[("project_id", "$response.body#/id")];
+
+pub const LINKS: &[Link] = &[
+    (
+        "create_project",
+        "201",
+        &[
+            ("get_project", PROJECT),
+            ("update_project", PROJECT),
+            ("delete_project", PROJECT),
+            ("get_credentials", PROJECT),
+            ("put_credentials", PROJECT),
+            ("list_domains", PROJECT),
+            ("add_domain", PROJECT),
+        ],
+    ),
+    (
+        "add_domain",
+        "201",
+        &[(
+            "remove_domain",
+            &[
+                ("project_id", "$response.body#/project_id"),
+                ("domain_id", "$response.body#/id"),
+            ],
+        )],
+    ),
+];
+
 impl Modify for Conventions {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -166,6 +223,7 @@ impl Modify for Conventions {
             ] {
                 if let Some(op) = op {
                     shared_answers(op, method, named);
+                    links(op);
                 }
             }
         }
@@ -212,6 +270,29 @@ fn shared_answers(op: &mut Operation, method: HttpMethod, named: bool) {
                 (*status).to_string(),
                 RefOr::Ref(Ref::from_response_name(*name)),
             );
+        }
+    }
+}
+
+fn links(op: &mut Operation) {
+    let Some(id) = op.operation_id.clone() else {
+        return;
+    };
+    for (from, status, to) in LINKS {
+        if *from != id {
+            continue;
+        }
+        let Some(RefOr::T(res)) = op.responses.responses.get_mut(*status) else {
+            continue;
+        };
+        for (target, params) in *to {
+            let link = params
+                .iter()
+                .fold(LinkBuilder::new().operation_id(*target), |l, (n, v)| {
+                    l.parameter(*n, *v)
+                });
+            res.links
+                .insert((*target).to_string(), RefOr::T(link.build()));
         }
     }
 }

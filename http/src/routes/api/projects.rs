@@ -186,6 +186,11 @@ pub(super) async fn domains(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewDomain {
     /// A DNS name such as `auth.example.com`.
+    #[schema(
+        min_length = 3,
+        max_length = 253,
+        pattern = "^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]*[a-z0-9])?\\.?$"
+    )]
     hostname: String,
 }
 
