@@ -813,11 +813,9 @@ pub async fn take_lease(
 /// Ids of API keys revoked at or after `since` (the revalidation pass drops them from every
 /// instance's verified-key cache).
 pub async fn api_keys_revoked_since(db: &Db, since: i64) -> anyhow::Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at >= $1")
-            .bind(since)
-            .fetch_all(&db.pool)
-            .await
-            .context("reading revoked API keys")?,
-    )
+    sqlx::query_scalar("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at >= $1")
+        .bind(since)
+        .fetch_all(&db.pool)
+        .await
+        .context("reading revoked API keys")
 }

@@ -253,13 +253,13 @@ pub fn patch_of(u: &ProjectUpdate) -> AdminResult<ProjectPatch> {
     if let Some(o) = &u.allowed_origins {
         check_origins("allowed_origins", o)?;
     }
-    if let Some(hosts) = &u.dev_hosts {
-        if let Some(h) = hosts.iter().find(|h| !valid_dev_host(h)) {
-            return Err(AdminError::invalid(
-                "dev_hosts",
-                format!("{h:?} must be host[:port]"),
-            ));
-        }
+    if let Some(hosts) = &u.dev_hosts
+        && let Some(h) = hosts.iter().find(|h| !valid_dev_host(h))
+    {
+        return Err(AdminError::invalid(
+            "dev_hosts",
+            format!("{h:?} must be host[:port]"),
+        ));
     }
     let logo_url = opt_str("logo_url", &u.logo_url, 2000)?;
     if let Some(Some(l)) = &logo_url
