@@ -8,11 +8,11 @@
 pub mod audit;
 pub mod idempotency;
 pub mod keys;
+pub mod logs;
 pub mod orgs;
 pub mod projects;
-pub mod users;
 pub mod sessions;
-pub mod logs;
+pub mod users;
 
 use std::sync::Arc;
 

@@ -8,10 +8,10 @@ use anyhow::Context;
 
 use reauth_runtime::{BusMessage, now_ms};
 
+use crate::directory::Directory;
 use crate::services::{Services, Svc};
 use crate::session::Sessions;
 use crate::store;
-use crate::directory::Directory;
 use crate::tenants::Tenants;
 
 #[derive(Clone)]

@@ -66,4 +66,3 @@ fn hosts_of(p: &Project, base_domain: Option<&str>) -> Vec<String> {
     }
     hosts
 }
-

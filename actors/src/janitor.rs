@@ -44,8 +44,7 @@ pub async fn prune(svc: &Svc, now: i64) -> anyhow::Result<Pruned> {
 
 fn outcome(job: &'static str, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
-    metrics::counter!("reauth_janitor_runs_total", "job" => job, "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("reauth_janitor_runs_total", "job" => job, "outcome" => outcome).increment(1);
 }
 
 pub async fn run(svc: Svc, sessions: Sessions) {

@@ -23,11 +23,11 @@ use reauth_runtime::metrics::ActorMetrics;
 use reauth_runtime::registry::Registry;
 use reauth_runtime::{BusMessage, now_ms};
 
+use crate::directory::Directory;
 use crate::model::{Project, SessionRecord, SubscriptionRecord, UserState, UserView};
 use crate::revocation::{COPY_TTL, Revoked};
 use crate::services::Svc;
 use crate::store;
-use crate::directory::Directory;
 
 /// Sliding renewal is written at most this often per session.
 const RENEW_EVERY_MS: i64 = 3_600_000;
@@ -195,7 +195,11 @@ impl SessionState {
         if now - rec.last_seen_at < RENEW_EVERY_MS || !rec.is_live(now) {
             return;
         }
-        if self.renewing.get(hash).is_some_and(|not_before| now < *not_before) {
+        if self
+            .renewing
+            .get(hash)
+            .is_some_and(|not_before| now < *not_before)
+        {
             return;
         }
         self.renewing.insert(hash.to_string(), i64::MAX);

@@ -743,8 +743,18 @@ pub type Pruned = Vec<(&'static str, u64)>;
 pub async fn prune(db: &Db, r: &Retention, batch: i64, max_batches: u32) -> anyhow::Result<Pruned> {
     // (table, key, condition on $1, bound)
     let jobs: [(&'static str, &'static str, &'static str, i64); 8] = [
-        ("magic_links", "token_hash", "used_at IS NOT NULL AND used_at < $1", r.now - 86_400_000),
-        ("magic_links", "token_hash", "expires_at < $1", r.now - 86_400_000),
+        (
+            "magic_links",
+            "token_hash",
+            "used_at IS NOT NULL AND used_at < $1",
+            r.now - 86_400_000,
+        ),
+        (
+            "magic_links",
+            "token_hash",
+            "expires_at < $1",
+            r.now - 86_400_000,
+        ),
         ("oauth_states", "state_hash", "expires_at < $1", r.now),
         (
             "sessions",
@@ -799,14 +809,15 @@ pub async fn take_lease(
         .bind(job)
         .execute(&db.pool)
         .await?;
-    let n = sqlx::query("UPDATE job_leases SET holder = $1, until = $2 WHERE job = $3 AND until <= $4")
-        .bind(holder)
-        .bind(now + ttl_ms)
-        .bind(job)
-        .bind(now)
-        .execute(&db.pool)
-        .await?
-        .rows_affected();
+    let n =
+        sqlx::query("UPDATE job_leases SET holder = $1, until = $2 WHERE job = $3 AND until <= $4")
+            .bind(holder)
+            .bind(now + ttl_ms)
+            .bind(job)
+            .bind(now)
+            .execute(&db.pool)
+            .await?
+            .rows_affected();
     Ok(n == 1)
 }
 

@@ -22,8 +22,8 @@ use reauth_runtime::metrics::ActorMetrics;
 use reauth_runtime::supervisor::{ChildSpec, Policy, Restart, SupervisorHandle};
 
 use crate::billing::{self, BillingError, CheckoutRequest, Outcome};
-use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
 pub use crate::directory::Directory;
+use crate::login::{self, GoogleCallback, LoginError, MagicLinkRequest};
 use crate::model::{Project, ProjectRef};
 use crate::services::Svc;
 use crate::session::Sessions;
@@ -369,7 +369,9 @@ impl Tenants {
                             *g = Some(sup.clone());
                         }
                         if inner.booted.load(Ordering::SeqCst) {
-                            tracing::warn!("project supervisor restarted; starting every project again");
+                            tracing::warn!(
+                                "project supervisor restarted; starting every project again"
+                            );
                             tokio::spawn(async move {
                                 if let Err(e) = inner.start_all().await {
                                     tracing::error!(error = %e, "projects not restarted; the version watcher retries");

@@ -183,10 +183,7 @@ async fn run() -> anyhow::Result<()> {
         &deep,
     ));
     body.push_str(&row("`GET …/users?email=…` (exact, normalized)", &email));
-    body.push_str(&row(
-        "`GET …/users?email_prefix=…&limit=100`",
-        &prefix,
-    ));
+    body.push_str(&row("`GET …/users?email_prefix=…&limit=100`", &prefix));
     let per_health = 1.0 / health.rps.max(1.0);
     body.push_str(&format!(
         "\n## API-key authentication\n\n| Measure | Result |\n|---|---|\n| `authenticate()` with the key cached (SHA-256 + map), per call | {} |\n| `authenticate()` the first time (SQL + argon2id), one call | {} |\n| `GET /healthz` (no key), wrk 32 connections | {:.0} req/s, p99 {} |\n| `GET /api/v1/projects?limit=1` (key + one SQL query), wrk 32 connections | {:.0} req/s, p99 {} |\n| the same with a mistyped key (refused by its checksum, no I/O) | {:.0} req/s, p99 {} |\n| cached key check / one `/healthz` request's service time | {:.3}x |\n",

@@ -208,7 +208,11 @@ async fn run() -> anyhow::Result<()> {
     for in_window in [0usize, 100, 1_000] {
         // Revoke sessions until `in_window` fall in the pass's window.
         let db = &cb.svc.db;
-        for h in hashes.iter().skip(revoked_so_far).take(in_window - revoked_so_far.min(in_window)) {
+        for h in hashes
+            .iter()
+            .skip(revoked_so_far)
+            .take(in_window - revoked_so_far.min(in_window))
+        {
             sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2")
                 .bind(now_ms())
                 .bind(h)

@@ -441,7 +441,9 @@ async fn admin_for(s: &Settings) -> anyhow::Result<Admin> {
 /// A façade error as the CLI says it: the field for bad input.
 fn cli_error(e: AdminError) -> anyhow::Error {
     match e {
-        AdminError::Invalid { field, message } => anyhow::anyhow!("--{}: {message}", field.replace('_', "-")),
+        AdminError::Invalid { field, message } => {
+            anyhow::anyhow!("--{}: {message}", field.replace('_', "-"))
+        }
         AdminError::Store(e) => e,
         other => anyhow::anyhow!("{other}"),
     }
@@ -524,7 +526,11 @@ async fn api_key(config: Option<&PathBuf>, cmd: ApiKeyCmd) -> anyhow::Result<()>
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("{secret}");
-                eprintln!("{} ({}): shown once; store it now", k.id, k.scopes.join(" "));
+                eprintln!(
+                    "{} ({}): shown once; store it now",
+                    k.id,
+                    k.scopes.join(" ")
+                );
             }
         }
         ApiKeyCmd::List { org, json, .. } => {
@@ -534,8 +540,19 @@ async fn api_key(config: Option<&PathBuf>, cmd: ApiKeyCmd) -> anyhow::Result<()>
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for k in &list {
-                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                    println!("{}\t{}…\t{}\t{}\t{}", k.id, k.prefix, k.name, k.scopes.join(" "), state);
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}\t{}…\t{}\t{}\t{}",
+                        k.id,
+                        k.prefix,
+                        k.name,
+                        k.scopes.join(" "),
+                        state
+                    );
                 }
             }
         }

@@ -73,7 +73,10 @@ async fn call(
 }
 
 fn code(r: &Resp) -> String {
-    r.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+    r.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn new_project(app: &TestApp, key: &str) -> Value {
@@ -137,7 +140,15 @@ async fn keys_are_checked_before_anything_else(backend: Backend) {
     let r = call(&app, "GET", "/api/v1/projects", Some(&k2), None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // The API is chosen by path: never a hosted page, whatever the host.
-    let r = call(&app, "GET", "/api/v1/nothing-here", Some(&o.key), None, None).await;
+    let r = call(
+        &app,
+        "GET",
+        "/api/v1/nothing-here",
+        Some(&o.key),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.starts_with('{'), "{}", r.body);
     app.shutdown().await;
@@ -150,10 +161,23 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     let o = org(&app, &[]).await;
     let mut ids = vec![];
     for _ in 0..3 {
-        ids.push(new_project(&app, &o.key).await["id"].as_str().unwrap().to_string());
+        ids.push(
+            new_project(&app, &o.key).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // Pages of two, in id order.
-    let p1 = call(&app, "GET", "/api/v1/projects?limit=2", Some(&o.key), None, None).await;
+    let p1 = call(
+        &app,
+        "GET",
+        "/api/v1/projects?limit=2",
+        Some(&o.key),
+        None,
+        None,
+    )
+    .await;
     let v1 = p1.json();
     assert_eq!(v1["data"].as_array().unwrap().len(), 2);
     assert_eq!(v1["has_more"], true);
@@ -180,7 +204,15 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     seen.sort();
     ids.sort();
     assert_eq!(seen, ids);
-    let bad = call(&app, "GET", "/api/v1/projects?limit=500", Some(&o.key), None, None).await;
+    let bad = call(
+        &app,
+        "GET",
+        "/api/v1/projects?limit=500",
+        Some(&o.key),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.json()["error"]["field"], "limit");
 
@@ -201,23 +233,45 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     // The running instance serves the change.
     let core = app.handle.state.core.clone();
     let pid = id.clone();
-    common::eventually("renamed in the directory", std::time::Duration::from_secs(5), || {
-        core.directory.project(&pid).is_some_and(|p| p.name == "Renamed")
-    })
+    common::eventually(
+        "renamed in the directory",
+        std::time::Duration::from_secs(5),
+        || {
+            core.directory
+                .project(&pid)
+                .is_some_and(|p| p.name == "Renamed")
+        },
+    )
     .await;
     // Validation names the field.
     for (body, field) in [
         (json!({ "accent_color": "red" }), "accent_color"),
         (json!({ "name": 5 }), "name"),
-        (json!({ "allowed_origins": ["https://x.example.com/path"] }), "allowed_origins"),
+        (
+            json!({ "allowed_origins": ["https://x.example.com/path"] }),
+            "allowed_origins",
+        ),
         (json!({ "session_ttl_secs": 1 }), "session_ttl_secs"),
     ] {
         let r = call(&app, "PATCH", &path, Some(&o.key), Some(body.clone()), None).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
         assert_eq!(r.json()["error"]["code"], "validation_failed");
         assert_eq!(r.json()["error"]["field"], field, "{body}");
     }
-    let r = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(json!({ "slug": "-bad" })), None).await;
+    let r = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(json!({ "slug": "-bad" })),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["error"]["field"], "slug");
 
@@ -232,7 +286,15 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = call(&app, "GET", &format!("{path}/credentials"), Some(&o.key), None, None).await;
+    let r = call(
+        &app,
+        "GET",
+        &format!("{path}/credentials"),
+        Some(&o.key),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.json()["resend_api_key"]["set"], true);
     assert_eq!(r.json()["resend_api_key"]["last4"], "1234");
     assert_eq!(r.json()["stripe_secret_key"]["last4"], "9876");
@@ -262,7 +324,12 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let d = r.json();
     assert_eq!(d["status"], "pending");
-    assert!(d["records"][0]["name"].as_str().unwrap().starts_with("_reauth-challenge."));
+    assert!(
+        d["records"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("_reauth-challenge.")
+    );
     let dup = call(
         &app,
         "POST",
@@ -295,25 +362,39 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 
     // Delete: gone from the API and from the hosts it served.
-    let slug = call(&app, "GET", &path, Some(&o.key), None, None).await.json()["slug"]
+    let slug = call(&app, "GET", &path, Some(&o.key), None, None)
+        .await
+        .json()["slug"]
         .as_str()
         .unwrap()
         .to_string();
     let r = call(&app, "DELETE", &path, Some(&o.key), None, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert_eq!(
-        call(&app, "GET", &path, Some(&o.key), None, None).await.status,
+        call(&app, "GET", &path, Some(&o.key), None, None)
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     let core = app.handle.state.core.clone();
     let host = format!("{slug}.{}", common::BASE_DOMAIN);
-    common::eventually("no longer served", std::time::Duration::from_secs(5), || {
-        core.directory.by_host(&host).is_none()
-    })
+    common::eventually(
+        "no longer served",
+        std::time::Duration::from_secs(5),
+        || core.directory.by_host(&host).is_none(),
+    )
     .await;
 
     // The audit log has it all, with who and which request.
-    let r = call(&app, "GET", "/api/v1/audit_log?limit=100", Some(&o.key), None, None).await;
+    let r = call(
+        &app,
+        "GET",
+        "/api/v1/audit_log?limit=100",
+        Some(&o.key),
+        None,
+        None,
+    )
+    .await;
     if r.status == StatusCode::OK {
         let actions: Vec<String> = r.json()["data"]
             .as_array()
@@ -321,8 +402,18 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
             .iter()
             .map(|e| e["action"].as_str().unwrap_or_default().to_string())
             .collect();
-        for a in ["project.created", "project.updated", "project.credentials_updated", "domain.added", "domain.removed", "project.deleted"] {
-            assert!(actions.iter().any(|x| x == a), "{a} missing from {actions:?}");
+        for a in [
+            "project.created",
+            "project.updated",
+            "project.credentials_updated",
+            "domain.added",
+            "domain.removed",
+            "project.deleted",
+        ] {
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} missing from {actions:?}"
+            );
         }
         assert!(!r.body.contains("supersecret"));
     }
@@ -331,7 +422,10 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
         .list_audit(
             &Caller::operator(Some(&o.id)),
             &Default::default(),
-            &reauth_actors::admin::PageReq { limit: Some(100), starting_after: None },
+            &reauth_actors::admin::PageReq {
+                limit: Some(100),
+                starting_after: None,
+            },
         )
         .await
         .unwrap();
@@ -341,8 +435,17 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
         .find(|e| e.action == "project.created")
         .expect("audited");
     assert!(created.actor.starts_with("key_"));
-    assert!(created.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
-    assert!(!serde_json::to_string(&entries.data).unwrap().contains("supersecret"));
+    assert!(
+        created
+            .request_id
+            .as_deref()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
+    assert!(
+        !serde_json::to_string(&entries.data)
+            .unwrap()
+            .contains("supersecret")
+    );
     app.shutdown().await;
 }
 on_both!(projects_are_created_listed_changed_and_deleted);
@@ -353,11 +456,31 @@ async fn idempotency_keys_replay_and_refuse(backend: Backend) {
     let o = org(&app, &[]).await;
     let slug = unique("idem");
     let body = json!({ "slug": slug });
-    let first = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(body.clone()), Some("k-1")).await;
+    let first = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(body.clone()),
+        Some("k-1"),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    let again = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(body.clone()), Some("k-1")).await;
+    let again = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(body.clone()),
+        Some("k-1"),
+    )
+    .await;
     assert_eq!(again.status, StatusCode::CREATED);
-    assert_eq!(again.json()["id"], first.json()["id"], "the stored answer, not a second project");
+    assert_eq!(
+        again.json()["id"],
+        first.json()["id"],
+        "the stored answer, not a second project"
+    );
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
     let other = call(
         &app,
@@ -371,16 +494,52 @@ async fn idempotency_keys_replay_and_refuse(backend: Backend) {
     assert_eq!(other.status, StatusCode::CONFLICT);
     assert_eq!(code(&other), "idempotency_conflict");
     // A failed validation is not stored: the same key then works for the corrected request.
-    let bad = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(json!({ "slug": "X" })), Some("k-2")).await;
+    let bad = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(json!({ "slug": "X" })),
+        Some("k-2"),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fixed = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(json!({ "slug": "X" })), Some("k-2")).await;
-    assert_eq!(fixed.status, StatusCode::UNPROCESSABLE_ENTITY, "the same bad request fails again, it is not replayed as stored");
+    let fixed = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(json!({ "slug": "X" })),
+        Some("k-2"),
+    )
+    .await;
+    assert_eq!(
+        fixed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the same bad request fails again, it is not replayed as stored"
+    );
     let good_slug = unique("idem3");
-    let fixed = call(&app, "POST", "/api/v1/projects", Some(&o.key), Some(json!({ "slug": good_slug })), Some("k-2")).await;
+    let fixed = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o.key),
+        Some(json!({ "slug": good_slug })),
+        Some("k-2"),
+    )
+    .await;
     assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.body);
     // Keys are per organization.
     let o2 = org(&app, &[]).await;
-    let theirs = call(&app, "POST", "/api/v1/projects", Some(&o2.key), Some(json!({ "slug": unique("idem4") })), Some("k-1")).await;
+    let theirs = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&o2.key),
+        Some(json!({ "slug": unique("idem4") })),
+        Some("k-1"),
+    )
+    .await;
     assert_eq!(theirs.status, StatusCode::CREATED);
     app.shutdown().await;
 }
@@ -395,13 +554,29 @@ async fn another_orgs_projects_do_not_exist_and_scopes_hold(backend: Backend) {
     let id = p["id"].as_str().unwrap();
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", format!("/api/v1/projects/{id}"), None),
-        ("PATCH", format!("/api/v1/projects/{id}"), Some(json!({ "name": "x" }))),
+        (
+            "PATCH",
+            format!("/api/v1/projects/{id}"),
+            Some(json!({ "name": "x" })),
+        ),
         ("DELETE", format!("/api/v1/projects/{id}"), None),
         ("GET", format!("/api/v1/projects/{id}/credentials"), None),
-        ("PUT", format!("/api/v1/projects/{id}/credentials"), Some(json!({ "resend_api_key": "re_x" }))),
+        (
+            "PUT",
+            format!("/api/v1/projects/{id}/credentials"),
+            Some(json!({ "resend_api_key": "re_x" })),
+        ),
         ("GET", format!("/api/v1/projects/{id}/domains"), None),
-        ("POST", format!("/api/v1/projects/{id}/domains"), Some(json!({ "hostname": "auth.b-steals.example.com" }))),
-        ("DELETE", format!("/api/v1/projects/{id}/domains/dom_x"), None),
+        (
+            "POST",
+            format!("/api/v1/projects/{id}/domains"),
+            Some(json!({ "hostname": "auth.b-steals.example.com" })),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/projects/{id}/domains/dom_x"),
+            None,
+        ),
     ];
     for (m, path, body) in &routes {
         let r = call(&app, m, path, Some(&b.key), body.clone(), None).await;
@@ -411,7 +586,16 @@ async fn another_orgs_projects_do_not_exist_and_scopes_hold(backend: Backend) {
     assert_eq!(list.json()["data"].as_array().unwrap().len(), 0);
     // Still there for its owner.
     assert_eq!(
-        call(&app, "GET", &format!("/api/v1/projects/{id}"), Some(&a.key), None, None).await.status,
+        call(
+            &app,
+            "GET",
+            &format!("/api/v1/projects/{id}"),
+            Some(&a.key),
+            None,
+            None
+        )
+        .await
+        .status,
         StatusCode::OK
     );
     // A read-only key reads and cannot write.
@@ -425,11 +609,27 @@ async fn another_orgs_projects_do_not_exist_and_scopes_hold(backend: Backend) {
             assert_eq!(code(&r), "forbidden");
         }
     }
-    let r = call(&app, "POST", "/api/v1/projects", Some(&ro), Some(json!({ "slug": unique("ro") })), None).await;
+    let r = call(
+        &app,
+        "POST",
+        "/api/v1/projects",
+        Some(&ro),
+        Some(json!({ "slug": unique("ro") })),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // A key scoped to projects cannot read credentials.
     let (_, pk) = extra_key(&app, &a, &["projects:write"]).await;
-    let r = call(&app, "GET", &format!("/api/v1/projects/{id}/credentials"), Some(&pk), None, None).await;
+    let r = call(
+        &app,
+        "GET",
+        &format!("/api/v1/projects/{id}/credentials"),
+        Some(&pk),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     app.shutdown().await;
 }
@@ -445,7 +645,9 @@ async fn a_revoked_key_is_refused_on_every_instance() {
     // Both instances have verified (and cached) it.
     for app in [&a, &b] {
         assert_eq!(
-            call(app, "GET", "/api/v1/projects", Some(&k), None, None).await.status,
+            call(app, "GET", "/api/v1/projects", Some(&k), None, None)
+                .await
+                .status,
             StatusCode::OK
         );
     }
@@ -459,7 +661,10 @@ async fn a_revoked_key_is_refused_on_every_instance() {
         if r.status == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "B still accepts the key");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "B still accepts the key"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     a.shutdown().await;

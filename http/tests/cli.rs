@@ -367,21 +367,36 @@ async fn org_and_api_key_commands_bootstrap_the_management_api() {
         ],
     ));
     assert!(org["id"].as_str().unwrap().starts_with("org_"));
-    let out = reauth(&dir, &["org", "create", "acme", "--owner-email", "x@acme.example"]);
+    let out = reauth(
+        &dir,
+        &["org", "create", "acme", "--owner-email", "x@acme.example"],
+    );
     assert!(!out.status.success(), "duplicate org refused");
-    let out = reauth(&dir, &["org", "create", "acme2", "--owner-email", "not-an-email"]);
+    let out = reauth(
+        &dir,
+        &["org", "create", "acme2", "--owner-email", "not-an-email"],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--owner-email"));
 
     let key = json(&reauth(
         &dir,
-        &["api-key", "create", "--org", "acme", "--name", "ci", "--json"],
+        &[
+            "api-key", "create", "--org", "acme", "--name", "ci", "--json",
+        ],
     ));
     let secret = key["key"].as_str().unwrap().to_string();
     assert!(secret.starts_with("reauth_sk_"));
     assert!(key["id"].as_str().unwrap().starts_with("key_"));
     let out = reauth(
         &dir,
-        &["api-key", "create", "--org", "acme", "--scope", "nope:write"],
+        &[
+            "api-key",
+            "create",
+            "--org",
+            "acme",
+            "--scope",
+            "nope:write",
+        ],
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--scopes"));
     json(&reauth(
@@ -395,7 +410,13 @@ async fn org_and_api_key_commands_bootstrap_the_management_api() {
     // A running instance serves the org's projects to the key, and refuses it once revoked.
     let port = free_port();
     let child = Command::new(bin())
-        .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--ops-listen", "off"])
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--ops-listen",
+            "off",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .env_remove("REAUTH_DATABASE_URL")
@@ -414,22 +435,25 @@ async fn org_and_api_key_commands_bootstrap_the_management_api() {
     let list = |k: String| {
         let http = http.clone();
         let url = format!("{base}/api/v1/projects");
-        async move {
-            http.get(url)
-                .bearer_auth(k)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { http.get(url).bearer_auth(k).send().await.unwrap() }
     };
     let r = list(secret.clone()).await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["data"][0]["slug"], "acme-app", "only the org's project (not the demo)");
+    assert_eq!(
+        v["data"][0]["slug"], "acme-app",
+        "only the org's project (not the demo)"
+    );
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     let out = reauth(
         &dir,
-        &["api-key", "revoke", "--org", "acme", key["id"].as_str().unwrap()],
+        &[
+            "api-key",
+            "revoke",
+            "--org",
+            "acme",
+            key["id"].as_str().unwrap(),
+        ],
     );
     assert!(out.status.success());
     // No bus reaches an embedded instance from the CLI: its revalidation pass (each second
@@ -439,7 +463,10 @@ async fn org_and_api_key_commands_bootstrap_the_management_api() {
         if list(secret.clone()).await.status() == 401 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "revoked key still accepted");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "revoked key still accepted"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

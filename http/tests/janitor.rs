@@ -81,7 +81,12 @@ async fn the_janitor_prunes_what_outlived_its_use_and_keeps_the_rest(backend: Ba
             .await
             .unwrap();
     }
-    let emails_before = count(&db, "SELECT COUNT(*) FROM email_log WHERE project_id = $1", &p.id).await;
+    let emails_before = count(
+        &db,
+        "SELECT COUNT(*) FROM email_log WHERE project_id = $1",
+        &p.id,
+    )
+    .await;
 
     let pruned = core.prune(now).await.unwrap();
     let deleted = |t: &str| {
@@ -94,21 +99,41 @@ async fn the_janitor_prunes_what_outlived_its_use_and_keeps_the_rest(backend: Ba
     // may have pruned theirs too: check what is left of this project.
     assert!(deleted("sessions") >= 2);
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM sessions WHERE project_id = $1", &p.id).await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM sessions WHERE project_id = $1",
+            &p.id
+        )
+        .await,
         3,
         "the live session and the two recent dead ones stay"
     );
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM magic_links WHERE project_id = $1", &p.id).await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM magic_links WHERE project_id = $1",
+            &p.id
+        )
+        .await,
         2,
         "the fresh link and the sign-in's own (used today) stay"
     );
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM email_log WHERE project_id = $1", &p.id).await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM email_log WHERE project_id = $1",
+            &p.id
+        )
+        .await,
         emails_before - 1
     );
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM stripe_events WHERE project_id = $1", &p.id).await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM stripe_events WHERE project_id = $1",
+            &p.id
+        )
+        .await,
         1
     );
     // The user is still signed in.

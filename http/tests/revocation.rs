@@ -91,10 +91,14 @@ async fn a_logout_cut_off_from_redis_is_refused_on_every_instance_within_the_bou
 
     // B, where the session is resident and which never heard of the logout: refused within
     // one revalidation interval (1 s here), from the revocations feed.
-    let took = until("B refuses the revoked session", Duration::from_secs(10), || {
-        let (b, host, token) = (&b, p.host.clone(), token.clone());
-        async move { status(b, &host, &token).await == StatusCode::UNAUTHORIZED }
-    })
+    let took = until(
+        "B refuses the revoked session",
+        Duration::from_secs(10),
+        || {
+            let (b, host, token) = (&b, p.host.clone(), token.clone());
+            async move { status(b, &host, &token).await == StatusCode::UNAUTHORIZED }
+        },
+    )
     .await;
     assert!(took < Duration::from_secs(5), "B took {took:?}");
 
@@ -299,13 +303,17 @@ async fn a_due_renewal_extends_the_session_in_sql_first() {
     assert!(after.expires_at >= before.expires_at);
     // The view shows the expiry SQL wrote.
     let want = reauth_actors::model::rfc3339(after.expires_at);
-    until("the view shows SQL's expiry", Duration::from_secs(5), || {
-        let (a, host, token, want) = (&a, p.host.clone(), token.clone(), want.clone());
-        async move {
-            let r = a.user(&host, &token).await;
-            r.status == StatusCode::OK && r.json()["session"]["expires_at"] == want.as_str()
-        }
-    })
+    until(
+        "the view shows SQL's expiry",
+        Duration::from_secs(5),
+        || {
+            let (a, host, token, want) = (&a, p.host.clone(), token.clone(), want.clone());
+            async move {
+                let r = a.user(&host, &token).await;
+                r.status == StatusCode::OK && r.json()["session"]["expires_at"] == want.as_str()
+            }
+        },
+    )
     .await;
     a.shutdown().await;
 }

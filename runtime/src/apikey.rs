@@ -70,8 +70,7 @@ pub enum KeyFormatError {
 /// Check a presented key's shape and checksum (no I/O); returns its lookup id.
 pub fn parse(key: &str) -> Result<&str, KeyFormatError> {
     let rest = key.strip_prefix(PREFIX).ok_or(KeyFormatError::Shape)?;
-    if rest.len() != RANDOM_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if rest.len() != RANDOM_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(KeyFormatError::Shape);
     }
     let (body, sum) = key.split_at(PREFIX.len() + RANDOM_LEN);
@@ -91,9 +90,11 @@ pub fn hash(key: &str) -> anyhow::Result<String> {
 
 /// Whether `key` matches the stored hash (argon2's comparison is constant-time).
 pub fn verify(key: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .ok()
-        .is_some_and(|h| Argon2::default().verify_password(key.as_bytes(), &h).is_ok())
+    PasswordHash::new(stored).ok().is_some_and(|h| {
+        Argon2::default()
+            .verify_password(key.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -117,7 +118,10 @@ mod tests {
         let typo = String::from_utf8(typo).unwrap();
         assert_eq!(parse(&typo), Err(KeyFormatError::Checksum));
         assert_eq!(parse("reauth_sk_short"), Err(KeyFormatError::Shape));
-        assert_eq!(parse(&key.replace("reauth_sk_", "ghp_")), Err(KeyFormatError::Shape));
+        assert_eq!(
+            parse(&key.replace("reauth_sk_", "ghp_")),
+            Err(KeyFormatError::Shape)
+        );
         assert_eq!(parse(&format!("{key}x")), Err(KeyFormatError::Shape));
     }
 

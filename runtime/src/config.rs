@@ -263,7 +263,9 @@ impl Settings {
             "stripe_events_retention_days" => {
                 self.stripe_events_retention_days = parse_num(value)?;
                 if self.stripe_events_retention_days < 7 {
-                    bail!("stripe_events_retention_days must be at least 7 (Stripe retries a delivery for three days)");
+                    bail!(
+                        "stripe_events_retention_days must be at least 7 (Stripe retries a delivery for three days)"
+                    );
                 }
             }
             "revalidate_secs" => {

@@ -31,7 +31,14 @@ pub struct Record<'a> {
 
 /// Write one entry. An audit write that fails is logged, never the reason an action fails
 /// after it happened.
-pub async fn write(db: &Db, org_id: Option<&str>, actor: &str, ip: Option<&str>, request_id: Option<&str>, r: Record<'_>) {
+pub async fn write(
+    db: &Db,
+    org_id: Option<&str>,
+    actor: &str,
+    ip: Option<&str>,
+    request_id: Option<&str>,
+    r: Record<'_>,
+) {
     let res = sqlx::query("INSERT INTO audit_log (id, org_id, project_id, actor, action, target, detail, ip, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(ids::new_id("aud"))
         .bind(org_id)

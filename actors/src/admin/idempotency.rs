@@ -36,12 +36,14 @@ impl Admin {
         let now = now_ms();
         let db = &self.svc.db;
         // An expired record is gone as far as callers can tell.
-        sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND created_at < $3")
-            .bind(org_id)
-            .bind(key)
-            .bind(now - KEEP_MS)
-            .execute(&db.pool)
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND created_at < $3",
+        )
+        .bind(org_id)
+        .bind(key)
+        .bind(now - KEEP_MS)
+        .execute(&db.pool)
+        .await?;
         let claimed = sqlx::query("INSERT INTO idempotency_keys (org_id, idem_key, fingerprint, status, response, created_at) VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT (org_id, idem_key) DO NOTHING")
             .bind(org_id)
             .bind(key)
@@ -92,11 +94,13 @@ impl Admin {
                 .execute(&db.pool)
                 .await
         } else {
-            sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND status = 0")
-                .bind(org_id)
-                .bind(key)
-                .execute(&db.pool)
-                .await
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND status = 0",
+            )
+            .bind(org_id)
+            .bind(key)
+            .execute(&db.pool)
+            .await
         };
         if let Err(e) = res {
             tracing::warn!(error = %e, "idempotency record not finished; the key frees after 24 h");

@@ -118,7 +118,11 @@ impl Admin {
         let key = ApiKey {
             id: ids::new_id("key"),
             org_id: caller.org_id.clone(),
-            name: if name.is_empty() { "API key".into() } else { name.to_string() },
+            name: if name.is_empty() {
+                "API key".into()
+            } else {
+                name.to_string()
+            },
             prefix: format!("{}{lookup}", apikey::PREFIX),
             scopes: scopes.clone(),
             created_at: now_ms(),

@@ -68,13 +68,15 @@ impl Admin {
             created_at: now,
         };
         let mut tx = self.svc.db.pool.begin().await?;
-        sqlx::query("INSERT INTO organizations (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&org.id)
-            .bind(&org.slug)
-            .bind(&org.name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&org.id)
+        .bind(&org.slug)
+        .bind(&org.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO org_members (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
             .bind(ids::new_id("mem"))
             .bind(&org.id)
@@ -117,10 +119,11 @@ impl Admin {
     }
 
     pub async fn org_by_slug(&self, slug: &str) -> AdminResult<Option<Org>> {
-        let row = sqlx::query("SELECT id, slug, name, created_at FROM organizations WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.svc.db.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, slug, name, created_at FROM organizations WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.svc.db.pool)
+                .await?;
         Ok(row.as_ref().map(org_from_row).transpose()?)
     }
 

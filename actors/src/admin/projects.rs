@@ -206,7 +206,8 @@ fn valid_hostname(h: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -230,7 +231,11 @@ fn check_origins(field: &str, list: &[String]) -> AdminResult<()> {
     Ok(())
 }
 
-fn opt_str(field: &str, v: &Option<Option<String>>, max: usize) -> AdminResult<Option<Option<String>>> {
+fn opt_str(
+    field: &str,
+    v: &Option<Option<String>>,
+    max: usize,
+) -> AdminResult<Option<Option<String>>> {
     match v {
         None => Ok(None),
         Some(None) => Ok(Some(None)),
@@ -271,7 +276,10 @@ pub fn patch_of(u: &ProjectUpdate) -> AdminResult<ProjectPatch> {
     if let Some(Some(c)) = &accent_color
         && !valid_color(c)
     {
-        return Err(AdminError::invalid("accent_color", "must be #rgb or #rrggbb"));
+        return Err(AdminError::invalid(
+            "accent_color",
+            "must be #rgb or #rrggbb",
+        ));
     }
     if let Some(t) = u.magic_link_ttl_secs
         && !(60..=86_400).contains(&t)
@@ -400,7 +408,9 @@ impl Admin {
     }
 
     pub async fn get_project(&self, caller: &Caller, project_id: &str) -> AdminResult<ProjectView> {
-        Ok(ProjectView::from(&self.project_of(caller, project_id).await?))
+        Ok(ProjectView::from(
+            &self.project_of(caller, project_id).await?,
+        ))
     }
 
     pub async fn create_project(
@@ -609,7 +619,11 @@ impl Admin {
         self.get_credentials(caller, project_id).await
     }
 
-    pub async fn list_domains(&self, caller: &Caller, project_id: &str) -> AdminResult<Vec<Domain>> {
+    pub async fn list_domains(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+    ) -> AdminResult<Vec<Domain>> {
         self.project_of(caller, project_id).await?;
         let rows = sqlx::query(
             "SELECT id, project_id, hostname, is_primary, status, token, reason, created_at FROM domains WHERE project_id = $1 ORDER BY id",
@@ -665,10 +679,11 @@ impl Admin {
                 "the base domain and its subdomains are reauth's own",
             ));
         }
-        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM domains WHERE hostname = $1")
-            .bind(&host)
-            .fetch_optional(&self.svc.db.pool)
-            .await?;
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM domains WHERE hostname = $1")
+                .bind(&host)
+                .fetch_optional(&self.svc.db.pool)
+                .await?;
         if taken.is_some() {
             return Err(AdminError::Conflict(format!(
                 "{host} is already claimed by a project"
