@@ -116,6 +116,15 @@ impl Db {
             .run(&self.pool)
             .await
             .context("applying migrations")?;
+        if self.backend == Backend::Postgres {
+            // Email-prefix search (`LIKE 'ann%'`) can use a b-tree only with C collation or
+            // pattern ops; databases are often created with another collation. PostgreSQL-only
+            // syntax, so it lives here rather than in the portable migrations.
+            self.pool
+                .execute("CREATE INDEX IF NOT EXISTS end_users_email_pattern ON end_users (project_id, email text_pattern_ops)")
+                .await
+                .context("creating the email-prefix index")?;
+        }
         Ok(())
     }
 
