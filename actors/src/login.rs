@@ -304,7 +304,8 @@ pub async fn verify_magic_link(
         let user = store::upsert_user_by_email(&svc.db, &project.id, &email, now).await?;
         let (session_token, _) = sessions
             .create(project, &user.id, user_agent, ip, now)
-            .await?;
+            .await
+            .map_err(|e| refused_or(e, &user.id))?;
         Ok((session_token, redirect, user.id))
     }
     .await;
@@ -602,8 +603,21 @@ async fn google_finish_inner(
             cb.ip.as_deref(),
             cb.now,
         )
-        .await?;
+        .await
+        .map_err(|e| refused_or(e, &user.id))?;
     Ok((token, st.redirect_to.unwrap_or_default(), user.id))
+}
+
+/// A session the store refused because the user was banned (or deleted) while signing in is
+/// the ban's answer, not a store failure.
+fn refused_or(e: anyhow::Error, user_id: &str) -> LoginError {
+    if e.downcast_ref::<store::UserUnavailable>().is_some() {
+        LoginError::Banned {
+            user_id: Some(user_id.to_string()),
+        }
+    } else {
+        LoginError::from(e)
+    }
 }
 
 fn token_error<RE, T>(e: &oauth2::RequestTokenError<RE, T>) -> String

@@ -402,7 +402,21 @@ pub async fn create_session(
         last_seen_at: now,
         revoked_at: None,
     };
-    sqlx::query("INSERT INTO sessions (id, project_id, user_id, token_hash, created_at, expires_at, last_seen_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8)")
+    // Only for a user who is neither banned nor deleted, decided in the same statement. On
+    // PostgreSQL the user row is share-locked: a ban committing meanwhile either makes this
+    // insert see it, or waits for the insert and then revokes the new session with the others
+    // (SQLite has one writer at a time, so the race cannot happen there).
+    let lock = if db.backend == reauth_runtime::Backend::Postgres {
+        " FOR SHARE"
+    } else {
+        ""
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO sessions (id, project_id, user_id, token_hash, created_at, expires_at, last_seen_at, user_agent, ip)
+         SELECT $1, $2, $3, $4, $5, $6, $5, $7, $8 FROM end_users
+         WHERE id = $3 AND project_id = $2 AND banned_at IS NULL AND deleted_at IS NULL{lock}"
+    ));
+    let n = sqlx::query(sql)
         .bind(&rec.id)
         .bind(project_id)
         .bind(user_id)
@@ -412,9 +426,18 @@ pub async fn create_session(
         .bind(user_agent.map(|s| s.chars().take(256).collect::<String>()))
         .bind(ip)
         .execute(&db.pool)
-        .await?;
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(UserUnavailable.into());
+    }
     Ok(rec)
 }
+
+/// A session was refused because its user is banned or deleted (or gone).
+#[derive(Debug, thiserror::Error)]
+#[error("the user is banned or deleted")]
+pub struct UserUnavailable;
 
 pub async fn session_by_hash(db: &Db, token_hash: &str) -> anyhow::Result<Option<SessionRecord>> {
     let sql = sqlx::AssertSqlSafe(format!(

@@ -406,6 +406,21 @@ async fn a_banned_user_is_signed_out_and_cannot_sign_in_until_unbanned(backend: 
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.body.contains("Account suspended"), "{}", r.body);
     assert!(r.cookie_value("reauth_session").is_none());
+    // The store itself refuses a session for a banned user: a sign-in that passed its ban
+    // check just before the ban landed cannot create one afterwards.
+    let core = &app.handle.state.core;
+    let project = core.directory.project(&p.id).unwrap();
+    let refused = core
+        .sessions
+        .create(&project, &uid, None, None, reauth_runtime::now_ms())
+        .await
+        .expect_err("no session for a banned user");
+    assert!(
+        refused
+            .downcast_ref::<reauth_actors::store::UserUnavailable>()
+            .is_some(),
+        "{refused:#}"
+    );
 
     // Unbanned: signing in works again.
     let r = call(&app, "POST", &format!("{upath}/unban"), &o.key, None).await;
