@@ -53,7 +53,11 @@ impl Core {
             tenants.clone(),
             api_keys.clone(),
         ));
-        let janitor = tokio::spawn(crate::janitor::run(svc.clone(), sessions.clone()));
+        let janitor = tokio::spawn(crate::janitor::run(
+            svc.clone(),
+            sessions.clone(),
+            tenants.clone(),
+        ));
         let watcher = tokio::spawn(watch_projects(
             svc.clone(),
             tenants.clone(),
@@ -89,6 +93,13 @@ impl Core {
     /// One janitor prune pass now (also run every five minutes in the background).
     pub async fn prune(&self, now: i64) -> anyhow::Result<crate::store::Pruned> {
         crate::janitor::prune(&self.svc, now).await
+    }
+
+    /// One custom-domain re-check pass at `now` (no lease; the janitor's runs take one):
+    /// every routed domain not checked within `REAUTH_DOMAIN_RECHECK_SECS`. Returns the
+    /// projects whose routing changed (reloaded here and announced on the bus).
+    pub async fn recheck_domains(&self, now: i64) -> anyhow::Result<Vec<String>> {
+        crate::janitor::recheck_domains(&self.svc, &self.tenants, now).await
     }
 
     /// Stop the actor tree (waiting at most `timeout`), then the background tasks.

@@ -29,6 +29,18 @@ impl Directory {
         self.by_id.get(id.value()).map(|p| p.value().clone())
     }
 
+    /// Whether on-demand TLS may issue a certificate for `host` (lower-case, no port): a routed
+    /// custom domain of some project, or `<slug>.<base domain>`. Never a dev host. From memory:
+    /// a TLS handshake must not wait on the database.
+    pub fn tls_allowed(&self, host: &str, base_domain: Option<&str>) -> bool {
+        let Some(p) = self.by_host(host) else {
+            return false;
+        };
+        p.domains.iter().any(|d| d == host)
+            || (p.domain_verified && p.custom_domain.as_deref() == Some(host))
+            || base_domain.is_some_and(|b| host.strip_suffix(b) == Some(&format!("{}.", p.slug)))
+    }
+
     pub fn projects(&self) -> Vec<ProjectRef> {
         let mut v: Vec<_> = self.by_id.iter().map(|e| e.value().clone()).collect();
         v.sort_by(|a, b| a.slug.cmp(&b.slug));
@@ -64,5 +76,6 @@ fn hosts_of(p: &Project, base_domain: Option<&str>) -> Vec<String> {
     if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
         hosts.push(d.to_ascii_lowercase());
     }
+    hosts.extend(p.domains.iter().cloned());
     hosts
 }

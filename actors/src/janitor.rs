@@ -3,7 +3,8 @@
 //! revoked, idempotency records past 24 hours, and (by the configured retention) old email-log,
 //! Stripe-event and audit-log rows — in bounded
 //! batches, and drops index entries of actors that died without `post_stop`. Once a day one
-//! instance (a lease in SQL) reconciles every project's subscriptions with Stripe.
+//! instance (a lease in SQL) reconciles every project's subscriptions with Stripe, and one
+//! re-checks the DNS of verified custom domains (every `REAUTH_DOMAIN_RECHECK_SECS`).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use reauth_runtime::now_ms;
 use crate::services::Svc;
 use crate::session::Sessions;
 use crate::store::{self, Pruned, Retention};
+use crate::tenants::Tenants;
 
 /// How often the prune runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
@@ -23,6 +25,35 @@ pub const SESSION_RETENTION_MS: i64 = 30 * 86_400_000;
 const BATCH: i64 = 1_000;
 const MAX_BATCHES: u32 = 50;
 const DAY_MS: i64 = 86_400_000;
+/// How often the janitor looks for domains due a re-check (each is re-checked once per
+/// `domain_recheck_secs`; this only bounds how late).
+const DOMAIN_TICK: Duration = Duration::from_secs(600);
+
+/// Re-check every routed domain due at `now`; reload the projects whose routing changed here
+/// and announce them on the bus (their version was bumped too, so every instance's watcher
+/// catches up even if the message is lost).
+pub async fn recheck_domains(
+    svc: &Svc,
+    tenants: &Tenants,
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
+    let every_ms = (svc.settings.domain_recheck_secs as i64).saturating_mul(1000);
+    let changed = crate::domains::recheck_due(svc, now, every_ms).await?;
+    for id in &changed {
+        if let Err(e) = tenants.reload(id).await {
+            tracing::warn!(project = %id, error = %e, "project reload failed; the version watcher retries");
+        }
+        let msg = reauth_runtime::BusMessage {
+            origin: svc.instance_id.clone(),
+            topic: "project.changed".into(),
+            payload: serde_json::json!({ "project_id": id }).to_string(),
+        };
+        if let Err(e) = svc.cache.publish(&msg).await {
+            tracing::warn!(error = %e, "bus publish failed; instances catch up from the store");
+        }
+    }
+    Ok(changed)
+}
 
 /// One prune pass at `now` with the configured retention.
 pub async fn prune(svc: &Svc, now: i64) -> anyhow::Result<Pruned> {
@@ -47,11 +78,13 @@ fn outcome(job: &'static str, ok: bool) {
     metrics::counter!("reauth_janitor_runs_total", "job" => job, "outcome" => outcome).increment(1);
 }
 
-pub async fn run(svc: Svc, sessions: Sessions) {
+pub async fn run(svc: Svc, sessions: Sessions, tenants: Tenants) {
     let mut prune_tick = tokio::time::interval(PRUNE_EVERY);
     prune_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reconcile_tick = tokio::time::interval(Duration::from_secs(3600));
     reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut domain_tick = tokio::time::interval(DOMAIN_TICK);
+    domain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = prune_tick.tick() => {
@@ -69,6 +102,28 @@ pub async fn run(svc: Svc, sessions: Sessions) {
                     }
                 }
                 sessions.prune_index();
+            }
+            // One instance per tick re-checks what is due (DNS lookups need not be repeated
+            // by every instance).
+            _ = domain_tick.tick() => {
+                let now = now_ms();
+                let ttl = DOMAIN_TICK.as_millis() as i64;
+                match store::take_lease(&svc.db, "domain_recheck", &svc.instance_id, now, ttl).await {
+                    Ok(true) => match recheck_domains(&svc, &tenants, now).await {
+                        Ok(changed) => {
+                            outcome("domain_recheck", true);
+                            if !changed.is_empty() {
+                                tracing::info!(?changed, "domain re-check changed routing");
+                            }
+                        }
+                        Err(e) => {
+                            outcome("domain_recheck", false);
+                            tracing::warn!(error = %e, "domain re-check failed; retried next run");
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "janitor lease unavailable"),
+                }
             }
             // Checked hourly; the lease makes it daily across all instances.
             _ = reconcile_tick.tick() => {

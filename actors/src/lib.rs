@@ -6,6 +6,7 @@ pub mod billing;
 pub mod bus;
 pub mod core;
 pub mod directory;
+pub mod domains;
 pub mod janitor;
 pub mod login;
 pub mod model;

@@ -23,6 +23,9 @@ pub struct Project {
     pub name: String,
     pub custom_domain: Option<String>,
     pub domain_verified: bool,
+    /// Routed custom domains (from the `domains` table: verified or failing within the grace
+    /// period), the primary first: the first is the canonical origin, the rest are aliases.
+    pub domains: Vec<String>,
     pub dev_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub logo_url: Option<String>,
@@ -52,6 +55,7 @@ impl Project {
             name: name.into(),
             custom_domain: None,
             domain_verified: false,
+            domains: vec![],
             dev_hosts: vec![],
             allowed_origins: vec![],
             logo_url: None,
@@ -113,11 +117,14 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The primary verified custom domain, else `<slug>.<base_domain>`, else the first dev host
+    /// The primary routed custom domain (else the legacy verified `custom_domain`), else
+    /// `<slug>.<base_domain>`, else the first dev host
     /// (which may carry a port). `https`, except for loopback and `.localhost` hosts, unless
     /// `public_scheme` says otherwise. Never derived from a request.
     pub fn of(p: &Project, base_domain: Option<&str>, public_scheme: Option<&str>) -> Option<Self> {
-        let (host, port) = if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
+        let (host, port) = if let Some(d) = p.domains.first() {
+            (d.clone(), None)
+        } else if let (Some(d), true) = (&p.custom_domain, p.domain_verified) {
             (d.to_ascii_lowercase(), None)
         } else if let Some(base) = base_domain {
             (format!("{}.{}", p.slug, base), None)

@@ -31,6 +31,7 @@ fn project_from_row(r: &AnyRow, key: &MasterKey) -> anyhow::Result<Project> {
         name: r.try_get("name")?,
         custom_domain: r.try_get("custom_domain")?,
         domain_verified: r.try_get::<Option<i64>, _>("domain_verified_at")?.is_some(),
+        domains: vec![],
         dev_hosts: json_list(&r.try_get::<String, _>("dev_hosts")?),
         allowed_origins: json_list(&r.try_get::<String, _>("allowed_origins")?),
         logo_url: r.try_get("logo_url")?,
@@ -52,13 +53,43 @@ fn project_from_row(r: &AnyRow, key: &MasterKey) -> anyhow::Result<Project> {
 pub async fn list_projects(db: &Db, key: &MasterKey) -> anyhow::Result<Vec<Project>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects ORDER BY slug"));
     let rows = sqlx::query(sql).fetch_all(&db.pool).await?;
-    rows.iter().map(|r| project_from_row(r, key)).collect()
+    let mut out = rows
+        .iter()
+        .map(|r| project_from_row(r, key))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for p in &mut out {
+        p.domains = routed_domains(db, &p.id).await?;
+    }
+    Ok(out)
+}
+
+/// A project's routed custom domains (verified, or failing within the grace period), the
+/// primary first.
+pub async fn routed_domains(db: &Db, project_id: &str) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT hostname FROM domains WHERE project_id = $1 AND status IN ('verified', 'failing') ORDER BY is_primary DESC, id",
+    )
+    .bind(project_id)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading a project's domains")
+}
+
+async fn with_domains(db: &Db, p: Option<Project>) -> anyhow::Result<Option<Project>> {
+    match p {
+        Some(mut p) => {
+            p.domains = routed_domains(db, &p.id).await?;
+            Ok(Some(p))
+        }
+        None => Ok(None),
+    }
 }
 
 pub async fn get_project(db: &Db, key: &MasterKey, id: &str) -> anyhow::Result<Option<Project>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1"));
     let row = sqlx::query(sql).bind(id).fetch_optional(&db.pool).await?;
-    row.map(|r| project_from_row(&r, key)).transpose()
+    let p = row.map(|r| project_from_row(&r, key)).transpose()?;
+    with_domains(db, p).await
 }
 
 pub async fn get_project_by_slug(
@@ -70,7 +101,8 @@ pub async fn get_project_by_slug(
         "SELECT {PROJECT_COLS} FROM projects WHERE slug = $1"
     ));
     let row = sqlx::query(sql).bind(slug).fetch_optional(&db.pool).await?;
-    row.map(|r| project_from_row(&r, key)).transpose()
+    let p = row.map(|r| project_from_row(&r, key)).transpose()?;
+    with_domains(db, p).await
 }
 
 /// A valid project slug: 2-40 of `a-z0-9-`, not starting or ending with `-`.

@@ -77,6 +77,49 @@ enum Cmd {
     /// Stripe maintenance.
     #[command(subcommand)]
     Stripe(StripeCmd),
+    /// A project's custom domains: add (prints the DNS records to create), list, verify, remove.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+}
+
+#[derive(Subcommand)]
+enum DomainCmd {
+    /// Add a host name (pending until verified); prints the TXT and CNAME records to create
+    /// and the Google redirect URI to register.
+    Add {
+        project: String,
+        hostname: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// List a project's domains with their status and, when failing, why.
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Check a domain's DNS now (by host name or `dom_…` id).
+    Verify {
+        project: String,
+        domain: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Remove a domain (it stops routing on every instance).
+    Remove {
+        project: String,
+        domain: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::ApiKey(cmd) => api_key(config, cmd).await,
         Cmd::Project(cmd) => project(config, cmd).await,
         Cmd::Stripe(cmd) => stripe(config, cmd).await,
+        Cmd::Domain(cmd) => domain(config, cmd).await,
     }
 }
 
@@ -456,6 +500,117 @@ async fn org_caller(admin: &Admin, slug: &str) -> anyhow::Result<Caller> {
         .map_err(cli_error)?
         .with_context(|| format!("no organization {slug:?}"))?;
     Ok(Caller::operator(Some(&org.id)))
+}
+
+fn print_domain(d: &reauth_actors::admin::projects::Domain) {
+    let reason = d.reason.as_deref().unwrap_or("");
+    println!("{}\t{}\t{}\t{reason}", d.hostname, d.id, d.status);
+}
+
+async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> {
+    let (flags, slug, json) = match &cmd {
+        DomainCmd::Add {
+            store,
+            project,
+            json,
+            ..
+        }
+        | DomainCmd::List {
+            store,
+            project,
+            json,
+        }
+        | DomainCmd::Verify {
+            store,
+            project,
+            json,
+            ..
+        }
+        | DomainCmd::Remove {
+            store,
+            project,
+            json,
+            ..
+        } => (store.clone(), project.clone(), *json),
+    };
+    let s = settings(config, &flags)?;
+    crate::telemetry::init("warn", s.log_format);
+    let admin = admin_for(&s).await?;
+    let operator = Caller::operator(None);
+    let p = admin
+        .project_by_slug(&operator, &slug)
+        .await
+        .map_err(|_| anyhow::anyhow!("no project {slug:?}"))?;
+    // A domain named by id or by host name (any case, Unicode or punycode).
+    let find = |name: String| {
+        let admin = admin.clone();
+        let operator = operator.clone();
+        let pid = p.id.clone();
+        async move {
+            let host = reauth_actors::domains::normalize(&name);
+            admin
+                .list_domains(&operator, &pid)
+                .await
+                .map_err(cli_error)?
+                .into_iter()
+                .find(|d| d.id == name || Some(&d.hostname) == host.as_ref())
+                .with_context(|| format!("no domain {name:?} on project {slug:?}"))
+        }
+    };
+    match cmd {
+        DomainCmd::Add { hostname, .. } => {
+            let d = admin
+                .add_domain(&operator, &p.id, &hostname)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print_domain(&d);
+                println!("Create these DNS records, then run `reauth domain verify`:");
+                for r in &d.records {
+                    println!("  {}\t{}\t{}", r.kind, r.name, r.value);
+                }
+                println!("Google redirect URI: {}", d.google_redirect_uri);
+            }
+        }
+        DomainCmd::List { .. } => {
+            let list = admin
+                .list_domains(&operator, &p.id)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                list.iter().for_each(print_domain);
+            }
+        }
+        DomainCmd::Verify { domain, .. } => {
+            let d = find(domain).await?;
+            let d = admin
+                .verify_domain(&operator, &p.id, &d.id)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print_domain(&d);
+            }
+        }
+        DomainCmd::Remove { domain, .. } => {
+            let d = find(domain).await?;
+            admin
+                .remove_domain(&operator, &p.id, &d.id)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::json!({ "id": d.id, "removed": true }));
+            } else {
+                println!("removed {}", d.hostname);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn org(config: Option<&PathBuf>, cmd: OrgCmd) -> anyhow::Result<()> {

@@ -125,9 +125,15 @@ pub fn client_ip(trusted: &[IpNet], peer: IpAddr, headers: &HeaderMap) -> IpAddr
 /// domain (`auth.customer.com` -> `customer.com`), so the customer's app sees the cookie.
 /// Never set on `<slug>.<base domain>` hosts: a cookie there must not reach other tenants.
 pub fn cookie_domain(project: &ProjectRef, headers: &HeaderMap) -> Option<String> {
-    let custom = project.custom_domain.as_deref()?;
+    // The primary routed domain (the origin when it is one), else the legacy verified one.
     let o = origin(project)?;
-    if !project.domain_verified || !o.host.eq_ignore_ascii_case(custom) {
+    let custom = project.domains.first().is_some_and(|d| *d == o.host)
+        || (project.domain_verified
+            && project
+                .custom_domain
+                .as_deref()
+                .is_some_and(|c| o.host.eq_ignore_ascii_case(c)));
+    if !custom {
         return None;
     }
     if !on_canonical_host(project, headers) {

@@ -73,6 +73,18 @@ pub struct Settings {
     pub header_timeout_secs: u64,
     /// Connections served at once; the listener stops accepting beyond.
     pub max_connections: usize,
+    /// The nameserver custom domains are verified against (`ip:port`, UDP with TCP fallback);
+    /// `None` = the system's resolvers (`/etc/resolv.conf`).
+    pub dns_nameserver: Option<SocketAddr>,
+    /// The ingress name a custom domain must CNAME to (`ingress.example.net`); `None` with no
+    /// `ingress_addrs` either = only the TXT challenge is checked (development).
+    pub cname_target: Option<String>,
+    /// Addresses an apex domain's A/AAAA records may point at instead of a CNAME.
+    pub ingress_addrs: Vec<std::net::IpAddr>,
+    /// The janitor re-checks verified domains this often.
+    pub domain_recheck_secs: u64,
+    /// A verified domain whose checks fail stays routed this long before it is unverified.
+    pub domain_grace_secs: u64,
     /// `REAUTH_*` variables that name no setting (with the closest known name), for a warning.
     pub unknown_env: Vec<(String, Option<String>)>,
     pub resend_api_url: String,
@@ -108,6 +120,11 @@ impl Default for Settings {
             public_scheme: None,
             header_timeout_secs: 10,
             max_connections: 4096,
+            dns_nameserver: None,
+            cname_target: None,
+            ingress_addrs: vec![],
+            domain_recheck_secs: 6 * 3600,
+            domain_grace_secs: 72 * 3600,
             unknown_env: vec![],
             resend_api_url: "https://api.resend.com".into(),
             google_auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
@@ -142,6 +159,11 @@ pub const KEYS: &[&str] = &[
     "public_scheme",
     "header_timeout_secs",
     "max_connections",
+    "dns_nameserver",
+    "cname_target",
+    "ingress_addrs",
+    "domain_recheck_secs",
+    "domain_grace_secs",
     "resend_api_url",
     "google_auth_url",
     "google_token_url",
@@ -311,6 +333,36 @@ impl Settings {
                     bail!("max_connections must be at least 1");
                 }
             }
+            "dns_nameserver" => {
+                self.dns_nameserver = match value.trim() {
+                    "" => None,
+                    v => Some(v.parse().with_context(|| {
+                        format!("dns_nameserver must be ip:port (e.g. 1.1.1.1:53), got {value:?}")
+                    })?),
+                }
+            }
+            "cname_target" => {
+                self.cname_target =
+                    opt(value.trim()).map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            }
+            "ingress_addrs" => {
+                self.ingress_addrs = value
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        a.parse()
+                            .with_context(|| format!("ingress_addrs: {a:?} is not an IP address"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
+            "domain_recheck_secs" => {
+                self.domain_recheck_secs = parse_num(value)?;
+                if self.domain_recheck_secs < 60 {
+                    bail!("domain_recheck_secs must be at least 60");
+                }
+            }
+            "domain_grace_secs" => self.domain_grace_secs = parse_num(value)?,
             "resend_api_url" => self.resend_api_url = value.trim_end_matches('/').to_string(),
             "google_auth_url" => self.google_auth_url = value.to_string(),
             "google_token_url" => self.google_token_url = value.to_string(),

@@ -169,11 +169,18 @@ pub struct Domain {
     pub project_id: String,
     pub hostname: String,
     pub primary: bool,
-    /// `pending` until verified (the domains issue), then `verified` / `failing`.
+    /// `pending` until verified; then `verified`, `failing` (a re-check failed; still routed
+    /// within the grace period) and `unverified` (failing past it; no longer routed).
     pub status: String,
-    /// The DNS records to create.
+    /// The DNS records to create: the TXT challenge, and a CNAME to the ingress when the
+    /// deployment names one (`REAUTH_CNAME_TARGET`).
     pub records: Vec<DnsRecord>,
+    /// The Google OAuth redirect URI to register for this domain.
+    pub google_redirect_uri: String,
+    /// Why the last check failed, in words.
     pub reason: Option<String>,
+    pub verified_at: Option<i64>,
+    pub checked_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -626,7 +633,7 @@ impl Admin {
     ) -> AdminResult<Vec<Domain>> {
         self.project_of(caller, project_id).await?;
         let rows = sqlx::query(
-            "SELECT id, project_id, hostname, is_primary, status, token, reason, created_at FROM domains WHERE project_id = $1 ORDER BY id",
+            "SELECT id, project_id, hostname, is_primary, status, token, reason, verified_at, checked_at, created_at FROM domains WHERE project_id = $1 ORDER BY id",
         )
         .bind(project_id)
         .fetch_all(&self.svc.db.pool)
@@ -640,18 +647,33 @@ impl Admin {
     fn domain_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Domain, sqlx::Error> {
         let hostname: String = r.try_get("hostname")?;
         let token: String = r.try_get("token")?;
+        let mut records = vec![DnsRecord {
+            kind: "TXT",
+            name: format!("{}.{hostname}", crate::domains::CHALLENGE_LABEL),
+            value: format!("reauth-verify={token}"),
+        }];
+        if let Some(target) = &self.svc.settings.cname_target {
+            records.push(DnsRecord {
+                kind: "CNAME",
+                name: hostname.clone(),
+                value: target.clone(),
+            });
+        }
+        let scheme = match self.svc.settings.public_scheme.as_deref() {
+            Some("http") => "http",
+            _ => "https",
+        };
         Ok(Domain {
             id: r.try_get("id")?,
             project_id: r.try_get("project_id")?,
-            records: vec![DnsRecord {
-                kind: "TXT",
-                name: format!("_reauth-challenge.{hostname}"),
-                value: format!("reauth-verify={token}"),
-            }],
+            records,
+            google_redirect_uri: format!("{scheme}://{hostname}/callback/google"),
             hostname,
             primary: r.try_get::<i64, _>("is_primary")? != 0,
             status: r.try_get("status")?,
             reason: r.try_get("reason")?,
+            verified_at: r.try_get("verified_at")?,
+            checked_at: r.try_get("checked_at")?,
             created_at: r.try_get("created_at")?,
         })
     }
@@ -664,16 +686,14 @@ impl Admin {
         hostname: &str,
     ) -> AdminResult<Domain> {
         self.project_of(caller, project_id).await?;
-        let host = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
-        if !valid_hostname(&host) {
+        // IDNA: `auth.bücher.example` is stored (and served) as its punycode form.
+        let Some(host) = crate::domains::normalize(hostname) else {
             return Err(AdminError::invalid(
                 "hostname",
                 "a DNS name such as auth.example.com",
             ));
-        }
-        if let Some(base) = &self.svc.settings.base_domain
-            && (host == *base || host.ends_with(&format!(".{base}")))
-        {
+        };
+        if crate::domains::is_reserved(&host, self.svc.settings.base_domain.as_deref()) {
             return Err(AdminError::invalid(
                 "hostname",
                 "the base domain and its subdomains are reauth's own",
@@ -743,6 +763,7 @@ impl Admin {
         if n == 0 {
             return Err(AdminError::NotFound("domain"));
         }
+        crate::domains::bump_version(&self.svc, project_id).await?;
         self.project_changed(project_id).await;
         self.audit(
             caller,
@@ -755,6 +776,37 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+
+    /// Check a domain's DNS now and store the outcome (status, reason, times). A domain that
+    /// became routable (or stopped being) is reloaded on every instance.
+    pub async fn verify_domain(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        domain_id: &str,
+    ) -> AdminResult<Domain> {
+        self.project_of(caller, project_id).await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT project_id FROM domains WHERE id = $1")
+                .bind(domain_id)
+                .fetch_optional(&self.svc.db.pool)
+                .await?;
+        if owner.as_deref() != Some(project_id) {
+            return Err(AdminError::NotFound("domain"));
+        }
+        let checked =
+            crate::domains::check_and_store(&self.svc, domain_id, now_ms(), &caller.actor)
+                .await?
+                .ok_or(AdminError::NotFound("domain"))?;
+        if checked.routing_changed {
+            self.project_changed(project_id).await;
+        }
+        self.list_domains(caller, project_id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == domain_id)
+            .ok_or(AdminError::NotFound("domain"))
     }
 }
 

@@ -1,7 +1,7 @@
-//! Operator endpoints: liveness and readiness (both listeners), Prometheus metrics and the
-//! supervision tree (the ops listener only).
+//! Operator endpoints: liveness and readiness (both listeners), Prometheus metrics, the
+//! supervision tree and the on-demand TLS `ask` check (the ops listener only).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,6 +22,33 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(prometheus))
         .route("/ops/supervision", get(supervision))
+        .route("/ops/tls/ask", get(tls_ask))
+}
+
+#[derive(serde::Deserialize)]
+struct Ask {
+    domain: Option<String>,
+}
+
+/// Caddy's on-demand TLS `ask`: 200 exactly when `domain` is a routed custom domain of some
+/// project or a `<slug>.<base domain>`, else 404 — from the directory in memory, so a flood
+/// of TLS handshakes for random names never reaches the database.
+async fn tls_ask(State(st): State<AppState>, Query(q): Query<Ask>) -> StatusCode {
+    let host = q
+        .domain
+        .as_deref()
+        .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    if !host.is_empty()
+        && st
+            .core
+            .directory
+            .tls_allowed(&host, st.settings.base_domain.as_deref())
+    {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -50,6 +50,7 @@ stable `code`.",
         projects::domains,
         projects::add_domain,
         projects::remove_domain,
+        projects::verify_domain,
         users::list,
         users::show,
         users::update,
@@ -150,6 +151,10 @@ type Link = (
 );
 
 const PROJECT: &[(&str, &str)] = &[("project_id", "$response.body#/id")];
+const DOMAIN: &[(&str, &str)] = &[
+    ("project_id", "$response.body#/project_id"),
+    ("domain_id", "$response.body#/id"),
+];
 
 pub const LINKS: &[Link] = &[
     (
@@ -168,13 +173,7 @@ pub const LINKS: &[Link] = &[
     (
         "add_domain",
         "201",
-        &[(
-            "remove_domain",
-            &[
-                ("project_id", "$response.body#/project_id"),
-                ("domain_id", "$response.body#/id"),
-            ],
-        )],
+        &[("remove_domain", DOMAIN), ("verify_domain", DOMAIN)],
     ),
 ];
 

@@ -3,7 +3,7 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use reauth_actors::admin::Access;
 use reauth_actors::admin::projects::{
@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/projects/{project_id}/domains/{domain_id}",
             delete(remove_domain),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/domains/{domain_id}/verify",
+            post(verify_domain),
         )
 }
 
@@ -185,12 +189,9 @@ pub(super) async fn domains(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewDomain {
-    /// A DNS name such as `auth.example.com`.
-    #[schema(
-        min_length = 3,
-        max_length = 253,
-        pattern = "^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]*[a-z0-9])?\\.?$"
-    )]
+    /// A DNS name such as `auth.example.com`; case-insensitive, and an internationalized name
+    /// (`auth.bücher.example`) is stored in its punycode form (`auth.xn--bcher-kva.example`).
+    #[schema(min_length = 3, max_length = 253)]
     hostname: String,
 }
 
@@ -239,4 +240,28 @@ pub(super) async fn remove_domain(
         .remove_domain(&api.caller, &project_id, &domain_id)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project_id}/domains/{domain_id}/verify",
+    operation_id = "verify_domain",
+    tag = "projects",
+    params(
+        ("project_id" = String, Path, description = "The project (`prj_…`)"),
+        ("domain_id" = String, Path, description = "The domain (`dom_…`)"),
+    ),
+    responses((status = 200, description = "The domain after a DNS check now: `verified`, or why not in `reason`", body = Domain))
+)]
+pub(super) async fn verify_domain(
+    api: Api,
+    Path((project_id, domain_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    api.require("domains", Access::Write)?;
+    Ok(Json(
+        api.admin
+            .verify_domain(&api.caller, &project_id, &domain_id)
+            .await?,
+    )
+    .into_response())
 }
