@@ -54,6 +54,10 @@ impl std::ops::Deref for AppState {
 /// The process-wide Prometheus recorder (installed once; later calls share it).
 pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    // Two apps starting at once in one process (tests) must not both build a recorder: the
+    // loser's handle would render an empty registry forever.
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }

@@ -111,6 +111,15 @@ enum DomainCmd {
         #[command(flatten)]
         store: StoreFlags,
     },
+    /// Make a domain the primary (the canonical origin once verified; other hosts redirect).
+    Primary {
+        project: String,
+        domain: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
     /// Remove a domain (it stops routing on every instance).
     Remove {
         project: String,
@@ -526,6 +535,12 @@ async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> 
             json,
             ..
         }
+        | DomainCmd::Primary {
+            store,
+            project,
+            json,
+            ..
+        }
         | DomainCmd::Remove {
             store,
             project,
@@ -589,6 +604,18 @@ async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> 
             let d = find(domain).await?;
             let d = admin
                 .verify_domain(&operator, &p.id, &d.id)
+                .await
+                .map_err(cli_error)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print_domain(&d);
+            }
+        }
+        DomainCmd::Primary { domain, .. } => {
+            let d = find(domain).await?;
+            let d = admin
+                .set_primary_domain(&operator, &p.id, &d.id)
                 .await
                 .map_err(cli_error)?;
             if json {

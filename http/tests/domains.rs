@@ -600,3 +600,228 @@ async fn an_idn_hostname_is_stored_and_served_as_punycode() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     app.shutdown().await;
 }
+
+/// The primary is the canonical origin and the other verified domains redirect to it; making
+/// another the primary moves the origin; removing the primary promotes the oldest remaining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_domain_is_the_origin_and_aliases_redirect_to_it() {
+    let dns = Dns::start().await;
+    let dep = Deployment::new(Backend::Embedded).await;
+    let app = dep.spawn_with(settings_for(&dep, dns.addr)).await;
+    let p = dep.project(&app, false).await;
+    let first = add(&app, &p, &format!("auth.{}.example.com", unique("a"))).await;
+    let second = add(&app, &p, &format!("login.{}.example.org", unique("b"))).await;
+    assert!(first.primary && !second.primary);
+    for d in [&first, &second] {
+        dns.publish(d);
+        assert_eq!(verify(&app, &p, d).await.status, "verified");
+    }
+    let dir = app.handle.state.core.directory.clone();
+    let origin = |dir: &reauth_actors::directory::Directory| {
+        dir.project(&p.id)
+            .and_then(|x| x.origin.as_ref().map(|o| o.host.clone()))
+    };
+    let want = first.hostname.clone();
+    eventually("first is the origin", Duration::from_secs(10), || {
+        origin(&dir).as_deref() == Some(want.as_str()) && dir.by_host(&second.hostname).is_some()
+    })
+    .await;
+    let r = app.get(&second.hostname, "/login", &[]).await;
+    assert_eq!(
+        r.location().as_deref(),
+        Some(format!("https://{}/login", first.hostname).as_str())
+    );
+
+    let (a, c) = admin(&app);
+    let s = a.set_primary_domain(&c, &p.id, &second.id).await.unwrap();
+    assert!(s.primary);
+    let want = second.hostname.clone();
+    eventually("second is the origin", Duration::from_secs(10), || {
+        origin(&dir).as_deref() == Some(want.as_str())
+    })
+    .await;
+    let r = app.get(&first.hostname, "/login", &[]).await;
+    assert_eq!(
+        r.location().as_deref(),
+        Some(format!("https://{}/login", second.hostname).as_str())
+    );
+    let r = app.get(&second.hostname, "/login", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    a.remove_domain(&c, &p.id, &second.id).await.unwrap();
+    let list = a.list_domains(&c, &p.id).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].primary, "the remaining domain is promoted");
+    let want = first.hostname.clone();
+    eventually("first again", Duration::from_secs(10), || {
+        origin(&dir).as_deref() == Some(want.as_str())
+    })
+    .await;
+    app.shutdown().await;
+}
+
+fn cli(dir: &std::path::Path, ns: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reauth"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("REAUTH_DATABASE_URL")
+        .env_remove("REAUTH_REDIS_URL")
+        .env_remove("REAUTH_MASTER_KEY")
+        .env("REAUTH_DNS_NAMESERVER", ns.to_string())
+        .env("REAUTH_CNAME_TARGET", INGRESS)
+        .env("REAUTH_BASE_DOMAIN", BASE_DOMAIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `reauth domain add|list|verify|primary|remove <project> … --json` through the façade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_verifies_lists_and_removes_domains() {
+    let dns = Dns::start().await;
+    let dir = std::env::temp_dir().join(unique("reauth-domains-cli-"));
+    let ns = dns.addr;
+    let slug = &unique("cli");
+    cli(&dir, ns, &["project", "create", slug, "--json"]);
+    let host = format!("auth.bücher-{}.example", unique("c"));
+    let d = cli(&dir, ns, &["domain", "add", slug, &host, "--json"]);
+    let puny = d["hostname"].as_str().unwrap().to_string();
+    assert!(puny.starts_with("auth.xn--"), "{d}");
+    assert_eq!(d["status"], "pending");
+    assert_eq!(d["records"][1]["type"], "CNAME");
+    assert_eq!(d["records"][1]["value"], INGRESS);
+    assert_eq!(
+        d["google_redirect_uri"],
+        format!("https://{puny}/callback/google")
+    );
+
+    let v = cli(&dir, ns, &["domain", "verify", slug, &host, "--json"]);
+    assert_eq!(v["status"], "pending");
+    assert!(v["reason"].as_str().unwrap().starts_with("NXDOMAIN"), "{v}");
+
+    dns.txt(&puny, d["records"][0]["value"].as_str().unwrap());
+    dns.cname(&puny, INGRESS);
+    let id = d["id"].as_str().unwrap();
+    let v = cli(&dir, ns, &["domain", "verify", slug, id, "--json"]);
+    assert_eq!(v["status"], "verified", "{v}");
+    let list = cli(&dir, ns, &["domain", "list", slug, "--json"]);
+    assert_eq!(list[0]["hostname"], puny.as_str());
+    assert_eq!(list[0]["status"], "verified");
+    let p = cli(&dir, ns, &["domain", "primary", slug, &puny, "--json"]);
+    assert_eq!(p["primary"], true);
+    let r = cli(&dir, ns, &["domain", "remove", slug, &puny, "--json"]);
+    assert_eq!(r["removed"], true);
+    let list = cli(&dir, ns, &["domain", "list", slug, "--json"]);
+    assert_eq!(list, serde_json::json!([]));
+}
+
+/// End to end through Caddy (when it is installed: Debian's `caddy` 2.6): on-demand TLS from
+/// Caddy's internal CA asks reauth's ops listener; a verified domain is served over HTTPS by
+/// its project, and a name reauth does not serve gets no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_serves_a_verified_domain_over_https_on_demand() {
+    if std::process::Command::new("caddy")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("caddy is not installed (apt-get install caddy): skipped");
+        return;
+    }
+    let dns = Dns::start().await;
+    let dep = Deployment::new(Backend::Embedded).await;
+    let app = dep.spawn_with(settings_for(&dep, dns.addr)).await;
+    let p = dep.project(&app, false).await;
+    let host = format!("auth.{}.example.com", unique("c"));
+    let d = add(&app, &p, &host).await;
+    dns.publish(&d);
+    assert_eq!(verify(&app, &p, &d).await.status, "verified");
+
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (http_port, https_port) = (free(), free());
+    let tmp = std::env::temp_dir().join(unique("reauth-caddy-"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let ops = app.handle.ops_addr.unwrap();
+    let caddyfile = format!(
+        "{{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\thttp_port {http_port}\n\thttps_port {https_port}\n\ton_demand_tls {{\n\t\task http://{ops}/ops/tls/ask\n\t}}\n}}\n\nhttps:// {{\n\ttls {{\n\t\ton_demand\n\t}}\n\treverse_proxy {}\n}}\n",
+        app.addr
+    );
+    std::fs::write(tmp.join("Caddyfile"), caddyfile).unwrap();
+    let child = std::process::Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(tmp.join("Caddyfile"))
+        .env("HOME", &tmp)
+        .env("XDG_DATA_HOME", tmp.join("data"))
+        .env("XDG_CONFIG_HOME", tmp.join("config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.join("caddy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _caddy = Kill(child);
+    let root = tmp.join("data/caddy/pki/authorities/local/root.crt");
+    let start = Instant::now();
+    while !(root.exists() && std::net::TcpStream::connect(("127.0.0.1", https_port)).is_ok()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "caddy did not start: {}",
+            std::fs::read_to_string(tmp.join("caddy.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pem = std::fs::read(&root).unwrap();
+    let at: SocketAddr = ([127, 0, 0, 1], https_port).into();
+    let unknown = format!("nope.{}.example.com", unique("u"));
+    let client = reqwest::Client::builder()
+        .tls_certs_merge([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve(&host, at)
+        .resolve(&unknown, at)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let r = client
+        .get(format!("https://{host}:{https_port}/login"))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e:?}\n{}",
+                std::fs::read_to_string(tmp.join("caddy.log")).unwrap_or_default()
+            )
+        });
+    eprintln!(
+        "first HTTPS request (certificate issued on demand) took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&format!("Project {}", p.slug)), "{body}");
+    let refused = client
+        .get(format!("https://{unknown}:{https_port}/login"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "no certificate for a name reauth does not serve"
+    );
+    app.shutdown().await;
+}

@@ -763,6 +763,11 @@ impl Admin {
         if n == 0 {
             return Err(AdminError::NotFound("domain"));
         }
+        // The primary gone, the oldest remaining domain takes its place.
+        sqlx::query("UPDATE domains SET is_primary = 1 WHERE id = (SELECT MIN(id) FROM domains WHERE project_id = $1) AND NOT EXISTS (SELECT 1 FROM domains WHERE project_id = $1 AND is_primary = 1)")
+            .bind(project_id)
+            .execute(&self.svc.db.pool)
+            .await?;
         crate::domains::bump_version(&self.svc, project_id).await?;
         self.project_changed(project_id).await;
         self.audit(
@@ -776,6 +781,53 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+
+    /// Make a domain the project's primary: once verified, the canonical origin for links,
+    /// OAuth and cookies; the project's other hosts become aliases that redirect to it.
+    pub async fn set_primary_domain(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        domain_id: &str,
+    ) -> AdminResult<Domain> {
+        self.project_of(caller, project_id).await?;
+        let mut tx = self.svc.db.pool.begin().await?;
+        let n = sqlx::query("UPDATE domains SET is_primary = 1 WHERE id = $1 AND project_id = $2")
+            .bind(domain_id)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AdminError::NotFound("domain"));
+        }
+        sqlx::query("UPDATE domains SET is_primary = 0 WHERE project_id = $1 AND id <> $2")
+            .bind(project_id)
+            .bind(domain_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE projects SET version = version + 1 WHERE id = $1")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.project_changed(project_id).await;
+        self.audit(
+            caller,
+            Record {
+                project_id: Some(project_id),
+                action: "domain.primary",
+                target: Some(domain_id),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await;
+        self.list_domains(caller, project_id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == domain_id)
+            .ok_or(AdminError::NotFound("domain"))
     }
 
     /// Check a domain's DNS now and store the outcome (status, reason, times). A domain that

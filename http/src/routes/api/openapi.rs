@@ -51,6 +51,7 @@ stable `code`.",
         projects::add_domain,
         projects::remove_domain,
         projects::verify_domain,
+        projects::set_primary_domain,
         users::list,
         users::show,
         users::update,
@@ -173,7 +174,11 @@ pub const LINKS: &[Link] = &[
     (
         "add_domain",
         "201",
-        &[("remove_domain", DOMAIN), ("verify_domain", DOMAIN)],
+        &[
+            ("remove_domain", DOMAIN),
+            ("verify_domain", DOMAIN),
+            ("set_primary_domain", DOMAIN),
+        ],
     ),
 ];
 

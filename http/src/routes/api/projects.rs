@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/projects/{project_id}/domains/{domain_id}/verify",
             post(verify_domain),
         )
+        .route(
+            "/api/v1/projects/{project_id}/domains/{domain_id}/primary",
+            post(set_primary_domain),
+        )
 }
 
 #[utoipa::path(
@@ -261,6 +265,30 @@ pub(super) async fn verify_domain(
     Ok(Json(
         api.admin
             .verify_domain(&api.caller, &project_id, &domain_id)
+            .await?,
+    )
+    .into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project_id}/domains/{domain_id}/primary",
+    operation_id = "set_primary_domain",
+    tag = "projects",
+    params(
+        ("project_id" = String, Path, description = "The project (`prj_…`)"),
+        ("domain_id" = String, Path, description = "The domain (`dom_…`)"),
+    ),
+    responses((status = 200, description = "The domain, now the primary: once verified, the canonical origin (the project's other hosts redirect to it)", body = Domain))
+)]
+pub(super) async fn set_primary_domain(
+    api: Api,
+    Path((project_id, domain_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    api.require("domains", Access::Write)?;
+    Ok(Json(
+        api.admin
+            .set_primary_domain(&api.caller, &project_id, &domain_id)
             .await?,
     )
     .into_response())
