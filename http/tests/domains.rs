@@ -323,6 +323,43 @@ async fn a_verified_domain_serves_its_project_with_links_on_its_origin(backend: 
 }
 on_both!(a_verified_domain_serves_its_project_with_links_on_its_origin);
 
+/// A domain verified through one instance routes on another (the bus, or the project's
+/// version within two seconds on the embedded store), and its removal stops it there too.
+async fn a_verified_domain_routes_on_every_instance(backend: Backend) {
+    let dns = Dns::start().await;
+    let dep = Deployment::new(backend).await;
+    let one = dep.spawn_with(settings_for(&dep, dns.addr)).await;
+    let two = dep.spawn_with(settings_for(&dep, dns.addr)).await;
+    let p = dep.project(&one, false).await;
+    two.wait_for_project(&p).await;
+    let host = format!("auth.{}.example.com", unique("c"));
+    let d = add(&one, &p, &host).await;
+    dns.publish(&d);
+    assert_eq!(verify(&one, &p, &d).await.status, "verified");
+    let dir = two.handle.state.core.directory.clone();
+    let h = host.clone();
+    eventually(
+        "routed on the other instance",
+        Duration::from_secs(10),
+        || dir.by_host(&h).is_some(),
+    )
+    .await;
+    assert_eq!(ask(&two, &host).await, StatusCode::OK);
+    let (a, c) = admin(&one);
+    a.remove_domain(&c, &p.id, &d.id).await.unwrap();
+    let h = host.clone();
+    eventually(
+        "unrouted on the other instance",
+        Duration::from_secs(10),
+        || dir.by_host(&h).is_none(),
+    )
+    .await;
+    assert_eq!(ask(&two, &host).await, StatusCode::NOT_FOUND);
+    one.shutdown().await;
+    two.shutdown().await;
+}
+on_both!(a_verified_domain_routes_on_every_instance);
+
 /// Each way DNS can be wrong is named: NXDOMAIN, TXT missing, TXT wrong, CNAME elsewhere, no
 /// CNAME; an apex with A records on the ingress addresses verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
