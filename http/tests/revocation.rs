@@ -222,6 +222,7 @@ async fn a_renewal_racing_a_logout_never_resurrects_the_session() {
     let a = dep.spawn_with(settings(&dep, None, 3600)).await;
     let b = dep.spawn_with(settings(&dep, None, 3600)).await;
     let p = dep.project(&a, false).await;
+    b.wait_for_project(&p).await;
     let token = common::sign_in(&b, &dep, &p, &format!("{}@example.com", unique("ren"))).await;
     adopt_with_renewal_due(&a, &dep, &p.host, &token).await;
 

@@ -120,10 +120,16 @@ impl Db {
             // Email-prefix search (`LIKE 'ann%'`) can use a b-tree only with C collation or
             // pattern ops; databases are often created with another collation. PostgreSQL-only
             // syntax, so it lives here rather than in the portable migrations.
-            self.pool
-                .execute("CREATE INDEX IF NOT EXISTS end_users_email_pattern ON end_users (project_id, email text_pattern_ops)")
+            // Instances starting together would race on IF NOT EXISTS (it is not atomic in
+            // PostgreSQL): one at a time, under a transaction-scoped advisory lock.
+            let mut tx = self.pool.begin().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(7235541001)")
+                .await
+                .context("locking for the email-prefix index")?;
+            tx.execute("CREATE INDEX IF NOT EXISTS end_users_email_pattern ON end_users (project_id, email text_pattern_ops)")
                 .await
                 .context("creating the email-prefix index")?;
+            tx.commit().await?;
         }
         Ok(())
     }
