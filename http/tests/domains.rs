@@ -758,19 +758,18 @@ async fn the_cli_adds_verifies_lists_and_removes_domains() {
     assert_eq!(list, serde_json::json!([]));
 }
 
-/// End to end through Caddy (when it is installed: Debian's `caddy` 2.6): on-demand TLS from
-/// Caddy's internal CA asks reauth's ops listener; a verified domain is served over HTTPS by
-/// its project, and a name reauth does not serve gets no certificate.
+/// End to end through Caddy (Debian's `caddy` 2.6, installed by `scripts/services`): on-demand
+/// TLS from Caddy's internal CA asks reauth's ops listener; a verified domain is served over
+/// HTTPS by its project, and a name reauth does not serve gets no certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_serves_a_verified_domain_over_https_on_demand() {
-    if std::process::Command::new("caddy")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("caddy is not installed (apt-get install caddy): skipped");
-        return;
-    }
+    assert!(
+        std::process::Command::new("caddy")
+            .arg("version")
+            .output()
+            .is_ok(),
+        "caddy is not installed: run scripts/services (or apt-get install caddy)"
+    );
     let dns = Dns::start().await;
     let dep = Deployment::new(Backend::Embedded).await;
     let app = dep.spawn_with(settings_for(&dep, dns.addr)).await;
