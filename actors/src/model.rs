@@ -93,16 +93,49 @@ impl Project {
             return None;
         }
         let origin = url.origin().ascii_serialization();
-        self.allowed_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
-            .then(|| url.to_string())
+        self.origin_allowed(&origin).then(|| url.to_string())
+    }
+
+    /// Whether `origin` (`scheme://host[:port]`, as browsers send it) is one of the allowed
+    /// origins. An allowed origin may end in `:*` for a loopback host (`http://localhost:*`):
+    /// any port of that host, as a developer's apps move between ports.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|a| {
+            let a = a.trim_end_matches('/');
+            if a.eq_ignore_ascii_case(origin) {
+                return true;
+            }
+            match a.strip_suffix(":*") {
+                Some(base) if is_loopback_origin(base) => {
+                    let (Some(head), Some(rest)) =
+                        (origin.get(..base.len()), origin.get(base.len()..))
+                    else {
+                        return false;
+                    };
+                    head.eq_ignore_ascii_case(base)
+                        && (rest.is_empty()
+                            || rest
+                                .strip_prefix(':')
+                                .is_some_and(|p| p.parse::<u16>().is_ok()))
+                }
+                _ => false,
+            }
+        })
     }
 
     /// The plan a price grants, `None` for a price outside the mapping.
     pub fn plan_for_price(&self, price_id: &str) -> Option<&PlanMapping> {
         self.plans.iter().find(|p| p.price_id == price_id)
     }
+}
+
+/// `http(s)://localhost`, `http(s)://127.0.0.1` or `http(s)://[::1]`: the only origins a port
+/// wildcard may follow.
+pub fn is_loopback_origin(base: &str) -> bool {
+    let host = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"));
+    matches!(host, Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 pub type ProjectRef = Arc<Project>;
@@ -343,6 +376,37 @@ mod tests {
         ] {
             assert_eq!(p.allowed_redirect(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_loopback_port_wildcard_allows_any_port_of_that_host_only() {
+        let p = project(&[
+            "http://localhost:*",
+            "http://127.0.0.1:*",
+            "https://evil.com:*",
+        ]);
+        for ok in [
+            "http://localhost:3000/dash",
+            "http://localhost:5173/",
+            "http://localhost/",
+            "http://127.0.0.1:8081/x",
+        ] {
+            assert!(p.allowed_redirect(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "https://localhost:3000/",
+            "http://localhost.evil.com:3000/",
+            "http://localhostx:3000/",
+            "http://127.0.0.2:3000/",
+            "https://evil.com:443/",
+            "https://evil.com/",
+            "http://user@localhost:3000/",
+        ] {
+            assert!(p.allowed_redirect(bad).is_none(), "{bad}");
+        }
+        assert!(p.origin_allowed("http://localhost:4000"));
+        assert!(!p.origin_allowed("http://localhost:"));
+        assert!(!p.origin_allowed("http://localhost:99999"));
     }
 
     #[test]

@@ -458,9 +458,7 @@ fn fast_handles(route: FastRoute, status: u16) -> (Counter, Histogram) {
 fn allowed_origin(st: &AppState, req: &Request) -> Option<HeaderValue> {
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
     let p = extract::project(st, req.headers())?;
-    p.allowed_origins
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    p.origin_allowed(origin)
         .then(|| HeaderValue::from_str(origin).ok())
         .flatten()
 }

@@ -770,3 +770,73 @@ async fn sessions_slide_at_most_hourly_and_expire(backend: Backend) {
     );
     app.shutdown().await;
 }
+
+async fn logout_clears_the_cookie_it_was_authenticated_with(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let app = dep.spawn().await;
+    let p = dep.project(&app, false).await;
+    let token = sign_in(&app, &dep, &p, &format!("{}@example.com", unique("lo1"))).await;
+    let r = app
+        .post(
+            &p.host,
+            "/v1/logout",
+            &[("cookie", format!("reauth_session={token}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let cleared = r.set_cookie("reauth_session").expect("cookie cleared");
+    assert!(cleared.starts_with("reauth_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // A bearer logout has no cookie to clear.
+    let other = sign_in(&app, &dep, &p, &format!("{}@example.com", unique("lo2"))).await;
+    let r = app
+        .post(
+            &p.host,
+            "/v1/logout",
+            &[("authorization", format!("Bearer {other}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.set_cookie("reauth_session").is_none());
+    app.shutdown().await;
+}
+on_both!(logout_clears_the_cookie_it_was_authenticated_with);
+
+async fn the_dev_project_accepts_any_local_app_as_a_redirect_target(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let app = dep.spawn().await;
+    let core = app.handle.state.core.clone();
+    let slug = unique("dev");
+    let id = reauth_actors::admin::Admin::new(&core)
+        .ensure_dev_project(
+            &slug,
+            "Dev",
+            &[format!("{slug}.localhost:8080")],
+            &["http://localhost:8080".to_string()],
+        )
+        .await
+        .unwrap();
+    let pid = id.clone();
+    common::eventually("dev project loaded", Duration::from_secs(5), || {
+        core.directory
+            .project(&pid)
+            .is_some_and(|p| p.allowed_origins.iter().any(|o| o == "http://localhost:*"))
+    })
+    .await;
+    let p = core.directory.project(&id).unwrap();
+    assert_eq!(
+        p.allowed_origins[0], "http://localhost:8080",
+        "its own origin stays first"
+    );
+    for ok in ["http://localhost:5173/app", "http://127.0.0.1:3001/"] {
+        assert!(p.allowed_redirect(ok).is_some(), "{ok}");
+    }
+    for bad in [
+        "https://evil.example/",
+        "http://localhost.evil.example:3000/",
+    ] {
+        assert!(p.allowed_redirect(bad).is_none(), "{bad}");
+    }
+    app.shutdown().await;
+}
+on_both!(the_dev_project_accepts_any_local_app_as_a_redirect_target);

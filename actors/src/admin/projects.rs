@@ -193,6 +193,10 @@ pub struct DnsRecord {
 }
 
 fn valid_origin(o: &str) -> bool {
+    // Any port of a loopback host (`http://localhost:*`), for local development.
+    if let Some(base) = o.strip_suffix(":*") {
+        return crate::model::is_loopback_origin(base);
+    }
     url::Url::parse(o).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/"
     }) && !o.ends_with('/')
@@ -922,6 +926,23 @@ impl Admin {
             }
             None => store::create_project(db, slug, name, hosts, origins, now_ms()).await?,
         };
+        // Any local app may be the redirect target in dev, whatever port it runs on.
+        let p = store::get_project(db, &self.svc.master_key, &id)
+            .await?
+            .ok_or(AdminError::NotFound("project"))?;
+        let mut all = p.allowed_origins.clone();
+        for o in ["http://localhost:*", "http://127.0.0.1:*"] {
+            if !all.iter().any(|a| a == o) {
+                all.push(o.to_string());
+            }
+        }
+        if all != p.allowed_origins {
+            let patch = ProjectPatch {
+                allowed_origins: Some(all),
+                ..Default::default()
+            };
+            store::update_project(db, &self.svc.master_key, &id, &patch, now_ms()).await?;
+        }
         self.project_changed(&id).await;
         Ok(id)
     }

@@ -92,7 +92,12 @@ fn secure_attr(p: &ProjectRef) -> &'static str {
     }
 }
 
-fn session_cookie(p: &ProjectRef, headers: &HeaderMap, token: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn session_cookie(
+    p: &ProjectRef,
+    headers: &HeaderMap,
+    token: &str,
+    max_age: i64,
+) -> HeaderValue {
     let mut c = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         secure_attr(p)

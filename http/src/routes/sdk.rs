@@ -3,6 +3,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reauth_actors::model::{ProjectRef, UserView};
@@ -57,10 +58,14 @@ async fn session(
     Ok(Json(crate::edge::session_json(&v)))
 }
 
-async fn logout(State(st): State<AppState>, req: Request) -> Result<StatusCode, ApiError> {
+async fn logout(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers();
     let p = project(&st, headers)?;
     let token = extract::token(headers).ok_or_else(ApiError::unauthenticated)?;
+    // Authenticated by the cookie (not a bearer header): clear it, so later requests don't
+    // each pay a round trip that answers 401.
+    let by_cookie = extract::cookie(headers, extract::SESSION_COOKIE) == Some(token)
+        && headers.get(axum::http::header::AUTHORIZATION).is_none();
     let rec = st
         .core
         .sessions
@@ -83,5 +88,12 @@ async fn logout(State(st): State<AppState>, req: Request) -> Result<StatusCode, 
         )
         .await;
     }
-    Ok(StatusCode::NO_CONTENT)
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if by_cookie {
+        res.headers_mut().append(
+            axum::http::header::SET_COOKIE,
+            crate::routes::hosted::session_cookie(&p, req.headers(), "", 0),
+        );
+    }
+    Ok(res)
 }

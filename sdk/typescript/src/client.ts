@@ -35,7 +35,9 @@ export function hasFeature(user: ReauthUser | null | undefined, name: string): b
 
 function normalizeUrl(url: string): string {
   if (typeof url !== "string" || url.trim() === "") {
-    throw new TypeError("reauth: `url` is required (the project's auth origin, e.g. https://auth.example.com)");
+    throw new TypeError(
+      "reauth: `url` is required (the project's auth origin, e.g. https://auth.example.com): pass { url } or set REAUTH_URL",
+    );
   }
   let parsed: URL;
   try {
@@ -53,11 +55,17 @@ function normalizeUrl(url: string): string {
 }
 
 /** Create a client for the reauth server at `options.url`. */
-export function createReauth(options: ReauthOptions): ReauthClient {
+/** `REAUTH_URL` from the environment, where the runtime has one (Node.js; not the edge). */
+function envUrl(): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.REAUTH_URL;
+}
+
+export function createReauth(options: ReauthOptions = {}): ReauthClient {
   if (!options || typeof options !== "object") {
     throw new TypeError("reauth: createReauth({ url }) needs an options object");
   }
-  const base = normalizeUrl(options.url);
+  const base = normalizeUrl(options.url ?? envUrl() ?? "");
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(typeof timeoutMs === "number" && timeoutMs > 0)) {
     throw new TypeError("reauth: `timeoutMs` must be a positive number");

@@ -46,8 +46,11 @@ export interface ReauthCacheOptions {
 }
 
 export interface ReauthOptions {
-  /** The project's auth origin, e.g. `https://auth.example.com` (or `http://127.0.0.1:PORT` in dev). */
-  url: string;
+  /**
+   * The project's auth origin, e.g. `https://auth.example.com` (or `http://localhost:PORT` in
+   * dev). Default: the `REAUTH_URL` environment variable, where the runtime has one.
+   */
+  url?: string;
   /** Per-request timeout in milliseconds (default 5000). On expiry calls throw `ReauthError` with code `timeout`. */
   timeoutMs?: number;
   /** Custom `fetch` implementation (default: the global `fetch`). */

@@ -55,7 +55,19 @@ describe("extractToken", () => {
 
 describe("createReauth options", () => {
   it("validates url, timeoutMs and cache", () => {
-    assert.throws(() => createReauth({}), TypeError);
+    const saved = process.env.REAUTH_URL;
+    delete process.env.REAUTH_URL;
+    assert.throws(() => createReauth({}), /REAUTH_URL/);
+    assert.throws(() => createReauth(), TypeError);
+    // Without `url`, REAUTH_URL from the environment.
+    process.env.REAUTH_URL = "https://auth.env.example/";
+    try {
+      assert.equal(createReauth().url, "https://auth.env.example");
+      assert.equal(createReauth({ url: "https://explicit.example" }).url, "https://explicit.example");
+    } finally {
+      if (saved === undefined) delete process.env.REAUTH_URL;
+      else process.env.REAUTH_URL = saved;
+    }
     assert.throws(() => createReauth({ url: "not a url" }), TypeError);
     assert.throws(() => createReauth({ url: "ftp://x" }), TypeError);
     assert.throws(() => createReauth({ url: "http://x", timeoutMs: 0 }), TypeError);
