@@ -259,6 +259,12 @@ struct UpdateArgs {
     /// Allowed redirect origin (repeatable; replaces the list; the first is the default redirect).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// Add an allowed origin, keeping the others (repeatable).
+    #[arg(long = "add-allowed-origin")]
+    add_allowed_origins: Vec<String>,
+    /// Remove an allowed origin, keeping the others (repeatable).
+    #[arg(long = "remove-allowed-origin")]
+    remove_allowed_origins: Vec<String>,
     /// Extra hosts served without a domain (e.g. localhost).
     #[arg(long = "dev-host")]
     dev_hosts: Vec<String>,
@@ -818,7 +824,29 @@ async fn project(config: Option<&PathBuf>, cmd: ProjectCmd) -> anyhow::Result<()
                 .project_by_slug(&operator, &a.slug)
                 .await
                 .map_err(|_| anyhow::anyhow!("no project {:?}", a.slug))?;
-            let (update, creds) = update_from(&a)?;
+            let (mut update, creds) = update_from(&a)?;
+            if !a.add_allowed_origins.is_empty() || !a.remove_allowed_origins.is_empty() {
+                let mut list = update
+                    .allowed_origins
+                    .clone()
+                    .unwrap_or_else(|| p.allowed_origins.clone());
+                for o in &a.add_allowed_origins {
+                    if !list.contains(o) {
+                        list.push(o.clone());
+                    }
+                }
+                for o in &a.remove_allowed_origins {
+                    if !list.contains(o) {
+                        anyhow::bail!(
+                            "--remove-allowed-origin {o:?}: not an allowed origin of {:?} (it has {})",
+                            a.slug,
+                            list.join(", ")
+                        );
+                    }
+                    list.retain(|x| x != o);
+                }
+                update.allowed_origins = Some(list);
+            }
             admin
                 .update_project(&operator, &p.id, &update)
                 .await

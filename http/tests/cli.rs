@@ -470,3 +470,80 @@ async fn org_and_api_key_commands_bootstrap_the_management_api() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[test]
+fn allowed_origins_can_be_added_and_removed_one_at_a_time() {
+    let dir = data_dir();
+    json(&reauth(
+        &dir,
+        &[
+            "project",
+            "create",
+            "shop",
+            "--allowed-origin",
+            "https://a.example.com",
+            "--json",
+        ],
+    ));
+    let p = json(&reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "shop",
+            "--add-allowed-origin",
+            "http://localhost:*",
+            "--add-allowed-origin",
+            "https://b.example.com",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        p["allowed_origins"],
+        serde_json::json!([
+            "https://a.example.com",
+            "http://localhost:*",
+            "https://b.example.com"
+        ])
+    );
+    let p = json(&reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "shop",
+            "--remove-allowed-origin",
+            "https://a.example.com",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        p["allowed_origins"],
+        serde_json::json!(["http://localhost:*", "https://b.example.com"])
+    );
+    let out = reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "shop",
+            "--remove-allowed-origin",
+            "https://nope.example.com",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an allowed origin"));
+    // A port wildcard is for loopback hosts only.
+    let out = reauth(
+        &dir,
+        &[
+            "project",
+            "update",
+            "shop",
+            "--add-allowed-origin",
+            "https://evil.example.com:*",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allowed-origins"));
+}
