@@ -138,6 +138,12 @@ pub fn is_loopback_origin(base: &str) -> bool {
     matches!(host, Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
+/// A brand colour: `#rgb` or `#rrggbb`.
+pub fn valid_color(c: &str) -> bool {
+    c.strip_prefix('#')
+        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 pub type ProjectRef = Arc<Project>;
 
 /// A project's canonical origin: `scheme://host[:port]`.

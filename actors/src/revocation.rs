@@ -50,14 +50,6 @@ impl Revoked {
         self.recent.contains_key(hash)
     }
 
-    pub fn len(&self) -> usize {
-        self.recent.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.recent.is_empty()
-    }
-
     /// Forget what no Redis copy can still carry.
     pub fn prune(&self, now: i64) {
         self.recent.retain(|_, at| *at > now - REMEMBER_MS);

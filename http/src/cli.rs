@@ -522,6 +522,15 @@ fn print_domain(d: &reauth_actors::admin::projects::Domain) {
     println!("{}\t{}\t{}\t{reason}", d.hostname, d.id, d.status);
 }
 
+fn show_domain(d: &reauth_actors::admin::projects::Domain, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(d)?);
+    } else {
+        print_domain(d);
+    }
+    Ok(())
+}
+
 async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> {
     let (flags, slug, json) = match &cmd {
         DomainCmd::Add {
@@ -612,11 +621,7 @@ async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> 
                 .verify_domain(&operator, &p.id, &d.id)
                 .await
                 .map_err(cli_error)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
-            } else {
-                print_domain(&d);
-            }
+            show_domain(&d, json)?;
         }
         DomainCmd::Primary { domain, .. } => {
             let d = find(domain).await?;
@@ -624,11 +629,7 @@ async fn domain(config: Option<&PathBuf>, cmd: DomainCmd) -> anyhow::Result<()> 
                 .set_primary_domain(&operator, &p.id, &d.id)
                 .await
                 .map_err(cli_error)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
-            } else {
-                print_domain(&d);
-            }
+            show_domain(&d, json)?;
         }
         DomainCmd::Remove { domain, .. } => {
             let d = find(domain).await?;

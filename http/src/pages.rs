@@ -43,10 +43,7 @@ impl Brand {
 }
 
 /// `#rgb` / `#rrggbb` only: the colour lands inside a `<style>` block.
-pub fn valid_color(c: &str) -> bool {
-    c.strip_prefix('#')
-        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+pub use reauth_actors::model::valid_color;
 
 impl Pages {
     pub fn new() -> anyhow::Result<Self> {

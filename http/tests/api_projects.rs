@@ -395,7 +395,8 @@ async fn projects_are_created_listed_changed_and_deleted(backend: Backend) {
         None,
     )
     .await;
-    if r.status == StatusCode::OK {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    {
         let actions: Vec<String> = r.json()["data"]
             .as_array()
             .unwrap()

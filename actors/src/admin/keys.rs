@@ -42,6 +42,20 @@ struct Verified {
     last_used_written: i64,
 }
 
+impl Verified {
+    /// The API caller this key stands for on one request.
+    fn caller(&self, ip: Option<String>, request_id: Option<String>) -> Caller {
+        Caller {
+            org_id: self.org_id.clone(),
+            actor: self.id.clone(),
+            scopes: self.scopes.clone(),
+            ip,
+            request_id,
+            operator: false,
+        }
+    }
+}
+
 /// Verified keys by SHA-256 of the key.
 #[derive(Default)]
 pub struct KeyCache {
@@ -222,14 +236,7 @@ impl Admin {
         if let Some(mut v) = self.keys.by_hash.get_mut(&digest)
             && v.until > now
         {
-            let caller = Caller {
-                org_id: v.org_id.clone(),
-                actor: v.id.clone(),
-                scopes: v.scopes.clone(),
-                ip,
-                request_id,
-                operator: false,
-            };
+            let caller = v.caller(ip, request_id);
             if now - v.last_used_written >= LAST_USED_EVERY_MS {
                 v.last_used_written = now;
                 self.touch(&v.id, now);
@@ -263,14 +270,7 @@ impl Admin {
             last_used_written: now,
         };
         self.touch(&v.id, now);
-        let caller = Caller {
-            org_id: v.org_id.clone(),
-            actor: v.id.clone(),
-            scopes: v.scopes.clone(),
-            ip,
-            request_id,
-            operator: false,
-        };
+        let caller = v.caller(ip, request_id);
         self.keys.by_hash.insert(digest, v);
         Ok(caller)
     }

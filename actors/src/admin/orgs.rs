@@ -27,11 +27,6 @@ pub struct Member {
 
 pub const ROLES: &[&str] = &["owner", "admin", "viewer"];
 
-/// A valid org or project slug: 2-40 of `a-z0-9-`, not starting or ending with `-`.
-pub fn valid_slug(slug: &str) -> bool {
-    crate::store::valid_slug(slug)
-}
-
 impl Admin {
     /// Create an organization with its first owner (the bootstrap; CLI only).
     pub async fn create_org(
@@ -41,7 +36,7 @@ impl Admin {
         name: &str,
         owner_email: &str,
     ) -> AdminResult<Org> {
-        if !valid_slug(slug) {
+        if !crate::store::valid_slug(slug) {
             return Err(AdminError::invalid(
                 "slug",
                 "2-40 characters of a-z, 0-9 and '-', not starting or ending with '-'",

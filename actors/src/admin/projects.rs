@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::audit::Record;
 use super::{Admin, AdminError, AdminResult, Caller, Page, PageReq, page_of};
-use crate::model::{PlanMapping, Project};
+use crate::model::{PlanMapping, Project, valid_color};
 use crate::store::{self, ProjectPatch};
 
 /// A project as the API shows it: no secret, ever.
@@ -202,11 +202,6 @@ fn valid_origin(o: &str) -> bool {
     }) && !o.ends_with('/')
 }
 
-fn valid_color(c: &str) -> bool {
-    c.strip_prefix('#')
-        .is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// A host name a project may answer on: lower-case DNS labels (IDNA is the domains issue's).
 fn valid_hostname(h: &str) -> bool {
     let h = h.trim_end_matches('.');
@@ -397,6 +392,16 @@ impl Admin {
         caller: &Caller,
         page: &PageReq,
     ) -> AdminResult<Page<ProjectView>> {
+        let p = self.project_page(caller, page).await?;
+        Ok(Page {
+            data: p.data.iter().map(ProjectView::from).collect(),
+            has_more: p.has_more,
+            next_cursor: p.next_cursor,
+        })
+    }
+
+    /// A page of the caller's projects, in full.
+    async fn project_page(&self, caller: &Caller, page: &PageReq) -> AdminResult<Page<Project>> {
         let limit = page.limit()?;
         // The operator (CLI) without an org sees every project.
         let all = caller.operator && caller.org_id.is_empty();
@@ -409,13 +414,13 @@ impl Admin {
         .bind(i64::from(all))
         .fetch_all(&self.svc.db.pool)
         .await?;
-        let mut views = Vec::with_capacity(ids.len());
+        let mut projects = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(p) = store::get_project(&self.svc.db, &self.svc.master_key, &id).await? {
-                views.push(ProjectView::from(&p));
+                projects.push(p);
             }
         }
-        Ok(page_of(views, limit, |p| p.id.clone()))
+        Ok(page_of(projects, limit, |p| p.id.clone()))
     }
 
     pub async fn get_project(&self, caller: &Caller, project_id: &str) -> AdminResult<ProjectView> {
@@ -648,6 +653,20 @@ impl Admin {
             .map_err(AdminError::from)
     }
 
+    /// One domain of the project, as the API shows it (the answer to every domain change).
+    async fn domain(
+        &self,
+        caller: &Caller,
+        project_id: &str,
+        domain_id: &str,
+    ) -> AdminResult<Domain> {
+        self.list_domains(caller, project_id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == domain_id)
+            .ok_or(AdminError::NotFound("domain"))
+    }
+
     fn domain_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Domain, sqlx::Error> {
         let hostname: String = r.try_get("hostname")?;
         let token: String = r.try_get("token")?;
@@ -744,11 +763,7 @@ impl Admin {
             },
         )
         .await;
-        self.list_domains(caller, project_id)
-            .await?
-            .into_iter()
-            .find(|d| d.id == id)
-            .ok_or(AdminError::NotFound("domain"))
+        self.domain(caller, project_id, &id).await
     }
 
     pub async fn remove_domain(
@@ -827,11 +842,7 @@ impl Admin {
             },
         )
         .await;
-        self.list_domains(caller, project_id)
-            .await?
-            .into_iter()
-            .find(|d| d.id == domain_id)
-            .ok_or(AdminError::NotFound("domain"))
+        self.domain(caller, project_id, domain_id).await
     }
 
     /// Check a domain's DNS now and store the outcome (status, reason, times). A domain that
@@ -858,11 +869,7 @@ impl Admin {
         if checked.routing_changed {
             self.project_changed(project_id).await;
         }
-        self.list_domains(caller, project_id)
-            .await?
-            .into_iter()
-            .find(|d| d.id == domain_id)
-            .ok_or(AdminError::NotFound("domain"))
+        self.domain(caller, project_id, domain_id).await
     }
 }
 
@@ -883,10 +890,8 @@ impl Admin {
             starting_after: None,
         };
         loop {
-            let p = self.list_projects(caller, &page).await?;
-            for v in &p.data {
-                out.push(self.project_of(caller, &v.id).await?);
-            }
+            let p = self.project_page(caller, &page).await?;
+            out.extend(p.data);
             match p.next_cursor {
                 Some(c) if p.has_more => page.starting_after = Some(c),
                 _ => break,
