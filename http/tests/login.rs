@@ -840,3 +840,36 @@ async fn the_dev_project_accepts_any_local_app_as_a_redirect_target(backend: Bac
     app.shutdown().await;
 }
 on_both!(the_dev_project_accepts_any_local_app_as_a_redirect_target);
+
+async fn the_confirmation_page_lets_its_form_redirect_to_the_app(backend: Backend) {
+    let (dep, app, p) = setup(backend, false).await;
+    let email = format!("{}@example.com", unique("csp"));
+    let target = format!("{}/dashboard", p.origin);
+    app.request_link(&p, &email, Some(&target)).await;
+    let mail = dep.resend.last_to(&email).await.expect("email received");
+    let token = link_token(&mail.link);
+
+    // Chromium checks `form-action` on the 303 that follows the button's POST: the app's
+    // origin must be a form target of the confirmation page, or the browser stops there.
+    let page = app
+        .get(&p.host, &format!("/verify?token={token}"), &[])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    let form_action = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("form-action "))
+        .expect("a form-action directive");
+    assert!(
+        form_action.split(' ').any(|s| s == p.origin),
+        "{form_action} lacks {}",
+        p.origin
+    );
+    // Otherwise the edge's policy for every page, unchanged.
+    let login = app.get(&p.host, "/login", &[]).await;
+    let default = login.headers["content-security-policy"].to_str().unwrap();
+    assert_eq!(csp.replace(&format!(" {}", p.origin), ""), default);
+    app.shutdown().await;
+}
+on_both!(the_confirmation_page_lets_its_form_redirect_to_the_app);

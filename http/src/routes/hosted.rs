@@ -425,6 +425,9 @@ async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
     }
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(csp) = verify_csp(&p) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     // The token is in this page's URL: keep it out of Referer headers to other sites.
     // (`no-referrer` would also make browsers send `Origin: null` on the form's POST.)
     h.insert(
@@ -432,6 +435,28 @@ async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     res
+}
+
+/// The pages' content policy (the edge's) with the project's allowed origins among the form
+/// targets: browsers (Chromium) apply `form-action` to the redirect that follows a form's POST,
+/// so without them the 303 from `POST /verify` to the app's own origin is blocked.
+fn verify_csp(p: &ProjectRef) -> Option<HeaderValue> {
+    let mut targets = String::new();
+    for o in &p.allowed_origins {
+        // Validated on write; nothing that could end the directive gets in regardless.
+        if o.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:/[]*".contains(&b))
+        {
+            targets.push(' ');
+            targets.push_str(o.trim_end_matches('/'));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+         form-action 'self' https://accounts.google.com{targets}; frame-ancestors 'none'; \
+         base-uri 'none'"
+    ))
+    .ok()
 }
 
 #[derive(Deserialize, Default)]
