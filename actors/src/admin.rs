@@ -9,9 +9,11 @@ pub mod audit;
 pub mod idempotency;
 pub mod keys;
 pub mod logs;
+pub mod members;
 pub mod orgs;
 pub mod projects;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::Core;
 use crate::services::Svc;
 
 pub use keys::KeyCache;
+pub use members::{Membership, Role};
 
 /// Who is acting, for tenancy and the audit log.
 #[derive(Debug, Clone)]

@@ -110,6 +110,9 @@ pub struct MagicLinkRequest {
     /// Already checked against the project's allowed origins.
     pub redirect_to: Option<String>,
     pub now: i64,
+    /// Where the link points instead of `<origin>/verify` (the dashboard's own confirmation
+    /// page, built from its configured origin).
+    pub link_base: Option<String>,
 }
 
 fn email_env() -> &'static minijinja::Environment<'static> {
@@ -154,7 +157,11 @@ pub async fn send_magic_link(
         expires,
     )
     .await?;
-    let link = format!("{}/verify?token={token}", origin_url(project)?);
+    let base = match &req.link_base {
+        Some(b) => b.clone(),
+        None => format!("{}/verify", origin_url(project)?),
+    };
+    let link = format!("{base}?token={token}");
     let ctx = minijinja::context! {
         project_name => project.name.clone(),
         logo_url => project.logo_url.clone(),

@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::billing::router())
         .merge(routes::api::router(state.clone()))
         .merge(routes::api::openapi::router())
+        .merge(crate::dashboard::router())
         .merge(routes::ops::health());
     if state.mode == Mode::Dev {
         app = app.merge(routes::dev::router());

@@ -450,7 +450,9 @@ async fn serve(s: Settings, mode: Mode) -> anyhow::Result<()> {
     tracing::info!(%addr, %ops, ?mode, database = if s.database_url.is_some() { "configured" } else { "embedded sqlite" }, cache = handle.state.core.svc.cache.kind(), "reauth listening");
     if mode == Mode::Dev {
         let port = addr.port();
+        let owner = crate::dashboard::prepare_dev(&handle.state).await?;
         eprintln!("\n  reauth dev is running\n");
+        eprintln!("  Dashboard:    http://localhost:{port}/dashboard  (sign in as {owner})");
         eprintln!("  Sign in:      http://localhost:{port}/login");
         eprintln!("  Dev outbox:   http://localhost:{port}/dev/outbox");
         eprintln!("  Current user: http://localhost:{port}/v1/user");

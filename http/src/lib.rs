@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod dashboard;
 pub mod edge;
 pub mod error;
 pub mod extract;

@@ -95,6 +95,10 @@ pub struct Settings {
     /// set, the three Google endpoints come from its discovery document at startup.
     pub google_issuer: Option<String>,
     pub stripe_api_url: String,
+    /// Where the developer dashboard lives (`https://console.example.com`): its sign-in links
+    /// and cookie are built from it, never from a request. `None` = in dev, the demo
+    /// project's origin; in serve, dashboard sign-in is off until set.
+    pub dashboard_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -132,6 +136,7 @@ impl Default for Settings {
             google_userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
             google_issuer: None,
             stripe_api_url: "https://api.stripe.com/".into(),
+            dashboard_url: None,
         }
     }
 }
@@ -170,6 +175,7 @@ pub const KEYS: &[&str] = &[
     "google_userinfo_url",
     "google_issuer",
     "stripe_api_url",
+    "dashboard_url",
 ];
 
 /// `REAUTH_*` variables read by the CLI or the test tools rather than by [`Settings`].
@@ -339,6 +345,29 @@ impl Settings {
                     v => Some(v.parse().with_context(|| {
                         format!("dns_nameserver must be ip:port (e.g. 1.1.1.1:53), got {value:?}")
                     })?),
+                }
+            }
+            "dashboard_url" => {
+                self.dashboard_url = match value.trim().trim_end_matches('/') {
+                    "" => None,
+                    v => {
+                        let rest = v
+                            .strip_prefix("https://")
+                            .or_else(|| v.strip_prefix("http://"));
+                        let ok = rest.is_some_and(|r| {
+                            !r.is_empty()
+                                && r.bytes().all(|b| {
+                                    b.is_ascii_alphanumeric()
+                                        || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                                })
+                        });
+                        if !ok {
+                            bail!(
+                                "dashboard_url must be an origin like https://console.example.com, got {v:?}"
+                            );
+                        }
+                        Some(v.to_ascii_lowercase())
+                    }
                 }
             }
             "cname_target" => {

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "organizations and management",
         include_str!("../../migrations/0005_organizations_and_management.sql"),
     ),
+    (
+        6,
+        "dashboard members",
+        include_str!("../../migrations/0006_dashboard_members.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -344,6 +344,7 @@ async fn login_email(State(st): State<AppState>, req: Request) -> Response {
         email: email.clone(),
         redirect_to: redirect_to.clone(),
         now: now_ms(),
+        link_base: None,
     };
     match st.core.tenants.send_magic_link(&p.id, req).await {
         Ok(()) => {

@@ -1,0 +1,447 @@
+//! Signing in to the dashboard: an email form, a magic link from the console project (through
+//! the same login machinery, rate limits and outbox as every project's), a confirmation page
+//! that consumes nothing until its button is pressed, and sign-out.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use reauth_actors::admin::Admin;
+use reauth_actors::login::{self, LoginError, MagicLinkRequest};
+use reauth_actors::model::Email;
+use reauth_actors::ratelimit;
+use reauth_runtime::crypto::{ct_eq, hash_token, random_token};
+use reauth_runtime::now_ms;
+use serde::Deserialize;
+
+use super::{
+    NONCE_COOKIE, Req, console_id, form, message, on_origin, origin, render, req_info, same_origin,
+    session_cookie, unavailable, unconfigured,
+};
+use crate::app::{AppState, Mode};
+use crate::extract;
+
+fn login_csrf(nonce: &str) -> String {
+    hash_token(&format!("dashboard-login:{nonce}"))
+}
+
+fn verify_csrf(nonce: &str, token: &str) -> String {
+    hash_token(&format!("dashboard-verify:{nonce}:{token}"))
+}
+
+/// The pre-sign-in nonce: the request's, or a new one to set.
+fn nonce(r: &Req) -> (String, bool) {
+    match extract::cookie(&r.headers, NONCE_COOKIE).filter(|n| n.len() >= 20) {
+        Some(n) => (n.to_string(), false),
+        None => (random_token(), true),
+    }
+}
+
+fn set_nonce(res: &mut Response, origin: &str, nonce: &str) {
+    let c = format!(
+        "{NONCE_COOKIE}={nonce}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+        if super::secure(origin) {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The origin, or the page saying the dashboard is not configured / the move to its host.
+fn origin_or(st: &AppState, r: &Req, path: &str) -> Result<String, Response> {
+    let Some(o) = origin(st) else {
+        return Err(unconfigured());
+    };
+    if !on_origin(&o, &r.headers) {
+        return Err(Redirect::temporary(&format!("{o}{path}")).into_response());
+    }
+    Ok(o)
+}
+
+fn login_form(
+    st: &AppState,
+    origin: &str,
+    nonce: (String, bool),
+    email: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let dev = st.mode == Mode::Dev;
+    let mut res = render(
+        status,
+        "auth.html",
+        context! {
+            step => "login",
+            csrf => login_csrf(&nonce.0),
+            email => email.or(dev.then_some(super::DEV_OWNER)),
+            error,
+            dev,
+        },
+    );
+    if nonce.1 {
+        set_nonce(&mut res, origin, &nonce.0);
+    }
+    res
+}
+
+pub async fn login_page(State(st): State<AppState>, req: Request) -> Response {
+    let r = req_info(&st, &req);
+    let origin = match origin_or(&st, &r, "/dashboard/login") {
+        Ok(o) => o,
+        Err(res) => return res,
+    };
+    if super::session(&st, &r).await.is_ok() {
+        return Redirect::to("/dashboard").into_response();
+    }
+    login_form(&st, &origin, nonce(&r), None, None, StatusCode::OK)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn login(State(st): State<AppState>, req: Request) -> Response {
+    let (r, f): (Req, LoginForm) = form(&st, req).await;
+    let origin = match origin(&st) {
+        Some(o) => o,
+        None => return unconfigured(),
+    };
+    let n = nonce(&r);
+    if n.1
+        || !same_origin(&origin, &r.headers)
+        || !ct_eq(f.csrf.as_bytes(), login_csrf(&n.0).as_bytes())
+    {
+        return login_form(
+            &st,
+            &origin,
+            (random_token(), true),
+            Some(&f.email),
+            Some("This form expired or did not come from this page. Please try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let Some(email) = Email::parse(&f.email) else {
+        return login_form(
+            &st,
+            &origin,
+            n,
+            Some(&f.email),
+            Some("That doesn't look like an email address."),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let console = match console_id(&st).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    let cache = &st.core.svc.cache;
+    let limited = match &r.ip {
+        Some(ip) => {
+            ratelimit::hit(
+                cache,
+                "dash_ml_ip",
+                &console,
+                ip,
+                ratelimit::MAGIC_LINK_PER_IP,
+            )
+            .await
+        }
+        None => Ok(()),
+    };
+    let limited = match limited {
+        Ok(()) => {
+            ratelimit::hit(
+                cache,
+                "dash_ml_email",
+                &console,
+                email.as_str(),
+                ratelimit::MAGIC_LINK_PER_EMAIL,
+            )
+            .await
+        }
+        Err(d) => Err(d),
+    };
+    if let Err(retry) = limited {
+        let mut res = message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            &format!(
+                "Please wait {} minutes before asking for another link.",
+                retry.as_secs().div_ceil(60).max(1)
+            ),
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    let admin = Admin::new(&st.core);
+    let member = match admin.memberships(email.as_str()).await {
+        Ok(m) => !m.is_empty(),
+        Err(e) => return unavailable(&e),
+    };
+    // Only members get a link; everyone sees the same page, so membership does not leak.
+    if member {
+        let req = MagicLinkRequest {
+            email: email.clone(),
+            redirect_to: None,
+            now: now_ms(),
+            link_base: Some(format!("{origin}/dashboard/verify")),
+        };
+        if let Err(e) = st.core.tenants.send_magic_link(&console, req).await {
+            return link_error(&e);
+        }
+    }
+    let dev = st.mode == Mode::Dev;
+    render(
+        StatusCode::OK,
+        "auth.html",
+        context! { step => "sent", email => email.as_str(), dev },
+    )
+}
+
+fn link_error(e: &LoginError) -> Response {
+    let (status, heading, text) = match e {
+        LoginError::LinkUnknown => (
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This sign-in link is not valid. It may have been copied incompletely.",
+        ),
+        LoginError::LinkUsed => (
+            StatusCode::GONE,
+            "Link already used",
+            "This sign-in link has already been used. Each link works once.",
+        ),
+        LoginError::LinkExpired => (
+            StatusCode::GONE,
+            "Link expired",
+            "This sign-in link has expired.",
+        ),
+        LoginError::EmailNotConfigured => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Email sign-in is not set up",
+            "The dashboard cannot send email yet: give the console project a Resend key (reauth project update _console --resend-api-key …).",
+        ),
+        LoginError::EmailFailed => (
+            StatusCode::BAD_GATEWAY,
+            "Email not sent",
+            "We could not send the email just now. Please try again.",
+        ),
+        LoginError::Banned { .. } => (
+            StatusCode::FORBIDDEN,
+            "Account suspended",
+            "This address may not sign in to the dashboard.",
+        ),
+        _ => {
+            tracing::error!(error = %e, "dashboard sign-in failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong",
+                "We could not complete the sign-in. Please try again in a moment.",
+            )
+        }
+    };
+    message(
+        status,
+        heading,
+        text,
+        ("/dashboard/login", "Back to sign in"),
+        None,
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct VerifyQuery {
+    token: Option<String>,
+}
+
+/// `GET /dashboard/verify?token=`: consumes nothing; shows whose sign-in it is and a button.
+pub async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
+    let r = req_info(&st, &req);
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/dashboard/verify", |p| p.as_str());
+    let origin = match origin_or(&st, &r, path) {
+        Ok(o) => o,
+        Err(res) => return res,
+    };
+    let console = match console_id(&st).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(project) = st.core.directory.project(&console) else {
+        return unavailable(&reauth_actors::admin::AdminError::NotFound(
+            "console project",
+        ));
+    };
+    if let Some(ip) = &r.ip
+        && ratelimit::hit(
+            &st.core.svc.cache,
+            "dash_verify_ip",
+            &console,
+            ip,
+            ratelimit::VERIFY_PER_IP,
+        )
+        .await
+        .is_err()
+    {
+        return message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Please wait a few minutes and try again.",
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+    }
+    let q: VerifyQuery = r.query();
+    let token = q.token.unwrap_or_default();
+    let email = match login::peek_magic_link(&st.core.svc, &project, &token, now_ms()).await {
+        Ok(e) => e,
+        Err(e) => return link_error(&e),
+    };
+    let n = nonce(&r);
+    let mut res = render(
+        StatusCode::OK,
+        "auth.html",
+        context! {
+            step => "verify",
+            email => login::masked_email(&email),
+            token => token.as_str(),
+            csrf => verify_csrf(&n.0, &token),
+        },
+    );
+    if n.1 {
+        set_nonce(&mut res, &origin, &n.0);
+    }
+    res
+}
+
+#[derive(Deserialize, Default)]
+pub struct VerifyForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /dashboard/verify`: the click. The link is used once; the member gets a dashboard
+/// session (a console session under the dashboard's own cookie).
+pub async fn verify(State(st): State<AppState>, req: Request) -> Response {
+    let (r, f): (Req, VerifyForm) = form(&st, req).await;
+    let Some(origin) = origin(&st) else {
+        return unconfigured();
+    };
+    let n = nonce(&r);
+    if n.1
+        || !same_origin(&origin, &r.headers)
+        || !ct_eq(f.csrf.as_bytes(), verify_csrf(&n.0, &f.token).as_bytes())
+    {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Sign-in not confirmed",
+            "This sign-in was not confirmed from the page of the link. Open the link from your email again and press Continue.",
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+    }
+    let console = match console_id(&st).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(project) = st.core.directory.project(&console) else {
+        return unavailable(&reauth_actors::admin::AdminError::NotFound(
+            "console project",
+        ));
+    };
+    let now = now_ms();
+    let token = match login::verify_magic_link(
+        &st.core.svc,
+        &st.core.sessions,
+        &project,
+        &f.token,
+        r.user_agent.as_deref(),
+        r.ip.as_deref(),
+        now,
+    )
+    .await
+    {
+        Ok((token, _)) => token,
+        Err(e) => return link_error(&e),
+    };
+    let email = match st.core.sessions.lookup(&console, &token, now).await {
+        Ok(Some(v)) => v.email.clone(),
+        _ => return link_error(&LoginError::LinkUnknown),
+    };
+    let admin = Admin::new(&st.core);
+    // Removed from every org since the link was sent: no session.
+    if admin
+        .memberships(&email)
+        .await
+        .map(|m| m.is_empty())
+        .unwrap_or(true)
+    {
+        let _ = st.core.sessions.sign_out(&console, &token, now).await;
+        return message(
+            StatusCode::FORBIDDEN,
+            "Not a member",
+            "This address is not a member of any organization.",
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+    }
+    admin.record_member_sign_in(&email, r.ip.clone()).await;
+    let mut res = Redirect::to("/dashboard").into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(&origin, &token, project.session_ttl_secs),
+    );
+    res
+}
+
+#[derive(Deserialize, Default)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(State(st): State<AppState>, req: Request) -> Response {
+    let (r, f): (Req, CsrfForm) = form(&st, req).await;
+    let s = match super::session(&st, &r).await {
+        Ok(s) => s,
+        Err(_) => return Redirect::to("/dashboard/login").into_response(),
+    };
+    if let Err(res) = super::check_post(&st, &s, &r, &f.csrf) {
+        return res;
+    }
+    if let Err(e) = st
+        .core
+        .sessions
+        .sign_out(&s.console, &s.token, now_ms())
+        .await
+    {
+        tracing::error!(error = %e, "dashboard sign-out failed");
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Something went wrong",
+            "We could not sign you out just now. Please try again.",
+            ("/dashboard", "Back"),
+            None,
+        );
+    }
+    let origin = origin(&st).unwrap_or_default();
+    let mut res = Redirect::to("/dashboard/login").into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, super::clear_cookie(&origin));
+    res
+}
