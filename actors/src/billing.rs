@@ -247,6 +247,8 @@ struct Trail {
     fetched: bool,
     /// Why the event was stale, ignored or unreadable.
     note: Option<String>,
+    /// The event's `created` (milliseconds).
+    created: Option<i64>,
 }
 
 /// Handle one webhook delivery for `project`: one log line per delivery says what happened.
@@ -264,6 +266,18 @@ pub async fn handle_webhook(
         trail.kind.as_deref().unwrap_or("-"),
     );
     let (fetched, note) = (trail.fetched, trail.note.as_deref().unwrap_or(""));
+    let stat = match &r {
+        Ok(o) => o.as_str(),
+        Err(
+            BillingError::BadSignature(_) | BillingError::Malformed | BillingError::NotConfigured,
+        ) => "rejected",
+        Err(_) => "failed",
+    };
+    let lag = match (&r, trail.created) {
+        (Ok(Outcome::Applied), Some(created)) => Some(now_ms() - created),
+        _ => None,
+    };
+    project.stats.webhook(stat, lag);
     let project = project.slug.as_str();
     match &r {
         Ok(Outcome::Unreadable) => tracing::warn!(
@@ -339,6 +353,7 @@ async fn webhook_inner(
     };
     trail.event_id = Some(event_id.to_string());
     trail.kind = Some(kind.to_string());
+    trail.created = Some(created * 1000);
     if let Some(why) = typed_parse_failed {
         tracing::debug!(
             event_id,

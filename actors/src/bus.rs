@@ -50,6 +50,7 @@ pub async fn run(
         let msg = match rx.recv().await {
             Ok(m) => m,
             Err(RecvError::Lagged(n)) => {
+                sessions.svc().status.bus_gap(reauth_runtime::now_ms());
                 // A gap: revocations among the skipped messages come from the feed, now.
                 tracing::warn!(
                     skipped = n,
@@ -61,6 +62,10 @@ pub async fn run(
             Err(RecvError::Closed) => break,
         };
         if msg.topic == reauth_runtime::cache::BUS_SUBSCRIBED {
+            sessions
+                .svc()
+                .status
+                .bus_subscribed(reauth_runtime::now_ms());
             // (Re)subscribed: whatever was published while we were not is lost to us; the
             // feed has it.
             sessions.revoked().kick();

@@ -28,6 +28,7 @@ pub struct Core {
 impl Core {
     pub async fn start(services: Services) -> anyhow::Result<Self> {
         let svc: Svc = Arc::new(services);
+        crate::stats::register_metrics();
         let directory = Arc::new(Directory::default());
         let sessions = Sessions::start(svc.clone(), directory.clone()).await?;
         // Subscribe before projects start so no change published meanwhile is missed.

@@ -15,6 +15,8 @@ use crate::model::{Origin, Project, ProjectRef, split_port};
 pub struct Directory {
     by_id: DashMap<String, ProjectRef>,
     by_host: DashMap<String, String>,
+    /// Per-project counters, shared by every snapshot of a project.
+    pub stats: crate::stats::Stats,
 }
 
 impl Directory {
@@ -50,6 +52,7 @@ impl Directory {
     pub(crate) fn publish(&self, mut p: Project, settings: &Settings) {
         let base_domain = settings.base_domain.as_deref();
         p.origin = Origin::of(&p, base_domain, settings.public_scheme.as_deref());
+        p.stats = self.stats.of(&p.id);
         let hosts = hosts_of(&p, base_domain);
         self.by_host.retain(|_, id| id != &p.id);
         for h in hosts {
@@ -61,6 +64,7 @@ impl Directory {
     pub(crate) fn remove(&self, id: &str) {
         self.by_host.retain(|_, pid| pid != id);
         self.by_id.remove(id);
+        self.stats.remove(id);
     }
 }
 

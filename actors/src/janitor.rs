@@ -73,9 +73,13 @@ pub async fn prune(svc: &Svc, now: i64) -> anyhow::Result<Pruned> {
     Ok(pruned)
 }
 
-fn outcome(job: &'static str, ok: bool) {
-    let outcome = if ok { "ok" } else { "error" };
-    metrics::counter!("reauth_janitor_runs_total", "job" => job, "outcome" => outcome).increment(1);
+/// Count a job's run and remember it for `/ops`: what it did, or why it failed.
+fn outcome(svc: &Svc, job: &'static str, result: Result<String, String>) {
+    let ok = result.is_ok();
+    let label = if ok { "ok" } else { "error" };
+    metrics::counter!("reauth_janitor_runs_total", "task" => job, "outcome" => label).increment(1);
+    let detail = result.unwrap_or_else(|e| e);
+    svc.status.job_ran(job, ok, detail, now_ms());
 }
 
 pub async fn run(svc: Svc, sessions: Sessions, tenants: Tenants) {
@@ -90,14 +94,14 @@ pub async fn run(svc: Svc, sessions: Sessions, tenants: Tenants) {
             _ = prune_tick.tick() => {
                 match prune(&svc, now_ms()).await {
                     Ok(pruned) => {
-                        outcome("prune", true);
                         let total: u64 = pruned.iter().map(|(_, n)| n).sum();
+                        outcome(&svc, "prune", Ok(format!("{total} expired rows removed")));
                         if total > 0 {
                             tracing::info!(?pruned, "janitor pruned expired rows");
                         }
                     }
                     Err(e) => {
-                        outcome("prune", false);
+                        outcome(&svc, "prune", Err(e.to_string()));
                         tracing::warn!(error = %e, "janitor prune failed; retried next run");
                     }
                 }
@@ -111,13 +115,13 @@ pub async fn run(svc: Svc, sessions: Sessions, tenants: Tenants) {
                 match store::take_lease(&svc.db, "domain_recheck", &svc.instance_id, now, ttl).await {
                     Ok(true) => match recheck_domains(&svc, &tenants, now).await {
                         Ok(changed) => {
-                            outcome("domain_recheck", true);
+                            outcome(&svc, "domain_recheck", Ok(format!("{} domains changed routing", changed.len())));
                             if !changed.is_empty() {
                                 tracing::info!(?changed, "domain re-check changed routing");
                             }
                         }
                         Err(e) => {
-                            outcome("domain_recheck", false);
+                            outcome(&svc, "domain_recheck", Err(e.to_string()));
                             tracing::warn!(error = %e, "domain re-check failed; retried next run");
                         }
                     },
@@ -132,12 +136,12 @@ pub async fn run(svc: Svc, sessions: Sessions, tenants: Tenants) {
                 match store::take_lease(&svc.db, "stripe_reconcile", &svc.instance_id, now, ttl).await {
                     Ok(true) => match crate::reconcile::reconcile_all(&svc, Some(&sessions)).await {
                         Ok(reports) => {
-                            outcome("stripe_reconcile", true);
                             let repaired: u64 = reports.iter().map(|r| r.repaired).sum();
+                            outcome(&svc, "stripe_reconcile", Ok(format!("{} projects, {repaired} repaired", reports.len())));
                             tracing::info!(projects = reports.len(), repaired, "daily Stripe reconciliation done");
                         }
                         Err(e) => {
-                            outcome("stripe_reconcile", false);
+                            outcome(&svc, "stripe_reconcile", Err(e.to_string()));
                             tracing::warn!(error = %e, "daily Stripe reconciliation failed");
                         }
                     },

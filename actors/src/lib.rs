@@ -15,6 +15,7 @@ pub mod reconcile;
 pub mod revocation;
 pub mod services;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod tenants;
 

@@ -215,6 +215,7 @@ pub async fn send_magic_link(
     if let Err(e) = store::log_email(&svc.db, &entry, now_ms()).await {
         tracing::error!(error = %e, "email log write failed");
     }
+    project.stats.magic_link(error.is_none());
     match error {
         Some(e) => {
             tracing::warn!(project = %project.slug, error = %e, "Resend rejected the email");
@@ -328,6 +329,12 @@ async fn signed_in_or_not<T>(
     request_id: Option<&str>,
     res: Result<(String, T, String), LoginError>,
 ) -> Result<(String, T), LoginError> {
+    let m = if method == "google" {
+        crate::stats::Method::Google
+    } else {
+        crate::stats::Method::Email
+    };
+    project.stats.sign_in(m, res.is_ok());
     match res {
         Ok((token, redirect, user_id)) => {
             audit_auth(

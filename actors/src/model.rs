@@ -44,6 +44,8 @@ pub struct Project {
     /// [`Origin::of`]); set when the snapshot is published. Every absolute URL reauth emits
     /// for the project starts with it.
     pub origin: Option<Origin>,
+    /// The project's counters (operators' metrics); the directory's, once published.
+    pub stats: Arc<crate::stats::ProjectStats>,
 }
 
 impl Project {
@@ -71,6 +73,7 @@ impl Project {
             plans: vec![],
             version: 1,
             origin: None,
+            stats: Arc::default(),
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Services {
     pub http: reqwest::Client,
     /// Dev mode only: emails that would have been sent.
     pub outbox: Option<Outbox>,
+    /// The background jobs' state, for operators.
+    pub status: crate::stats::Status,
 }
 
 pub type Svc = Arc<Services>;
@@ -43,6 +45,7 @@ impl Services {
             instance_id: reauth_runtime::ids::new_id("ins"),
             http,
             outbox: dev_outbox.then(Outbox::default),
+            status: Default::default(),
         })
     }
 }

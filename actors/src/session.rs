@@ -342,6 +342,7 @@ impl Actor for SessionActor {
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         let user = load_user_state(&args.svc, &args.project_id, &args.user_id).await?;
+        args.directory.stats.of(&args.project_id).session_started();
         Ok(SessionState {
             me: me.get_id(),
             project_id: Arc::from(args.project_id.as_str()),
@@ -357,6 +358,9 @@ impl Actor for SessionActor {
         _me: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(s) = state.args.directory.stats.get(&state.args.project_id) {
+            s.session_stopped();
+        }
         let me = state.me;
         for hash in state.sessions.keys() {
             state.args.index.remove_if(hash, |_, p| p.actor == me);
@@ -471,6 +475,11 @@ impl Sessions {
 
     pub fn resident(&self) -> usize {
         self.registry.len()
+    }
+
+    /// The shared services (for the bus bridge's status).
+    pub fn svc(&self) -> &Svc {
+        &self.svc
     }
 
     /// The hot path: the snapshot a resident actor published for `token`, checked to come from

@@ -47,6 +47,7 @@ fn project_from_row(r: &AnyRow, key: &MasterKey) -> anyhow::Result<Project> {
         plans: json_list::<PlanMapping>(&r.try_get::<String, _>("plans")?),
         version: r.try_get("version")?,
         origin: None,
+        stats: Default::default(),
     })
 }
 

@@ -79,8 +79,16 @@ pub enum ProjectMsg {
 
 pub struct ProjectActor;
 
+/// Injected start failures (operators' drills): project id -> until when (ms) its actor fails
+/// to start.
+pub(crate) type Faults = Arc<DashMap<String, i64>>;
+
+/// The reason an injected failure gives.
+pub const DRILL_FAILURE: &str = "injected failure (drill)";
+
 pub struct ProjectArgs {
     pub id: String,
+    faults: Faults,
     pub svc: Svc,
     pub directory: Arc<Directory>,
     actors: Arc<ProjectActors>,
@@ -105,6 +113,13 @@ impl Actor for ProjectActor {
         me: ActorRef<ProjectMsg>,
         args: ProjectArgs,
     ) -> Result<ProjectState, ActorProcessingErr> {
+        if args
+            .faults
+            .get(&args.id)
+            .is_some_and(|until| *until > reauth_runtime::now_ms())
+        {
+            return Err(DRILL_FAILURE.into());
+        }
         let p = store::get_project(&args.svc.db, &args.svc.master_key, &args.id)
             .await?
             .ok_or_else(|| format!("project {} not found", args.id))?;
@@ -144,6 +159,7 @@ impl Actor for ProjectActor {
         state: &mut ProjectState,
     ) -> Result<(), ActorProcessingErr> {
         let _timer = state.args.metrics.handling();
+        state.project.stats.handled();
         match msg {
             ProjectMsg::Fail(why) => return Err(why.into()),
             ProjectMsg::Reload => {
@@ -155,6 +171,7 @@ impl Actor for ProjectActor {
                     match store::get_project(&svc.db, &svc.master_key, &id).await {
                         Ok(Some(p)) => {
                             metrics.enqueued();
+                            directory.stats.of(&id).enqueued();
                             let _ = me.cast(ProjectMsg::Loaded(Box::new(p)));
                         }
                         Ok(None) => {
@@ -256,6 +273,7 @@ struct Inner {
     sup: RwLock<Option<SupervisorHandle>>,
     directory: Arc<Directory>,
     actors: Arc<ProjectActors>,
+    faults: Faults,
     svc: Svc,
     sessions: Sessions,
     metrics: ActorMetrics,
@@ -275,6 +293,18 @@ fn root_policy() -> Policy {
         window: Duration::from_secs(300),
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(5),
+        ..Policy::default()
+    }
+}
+
+/// The project supervisor's policy: a project failing more than five times a minute is parked
+/// (retried every 30 s, shown as such on `/ops`) so one broken tenant cannot exhaust the
+/// intensity the others depend on; failures across projects (the database gone) escalate.
+fn tenants_policy() -> Policy {
+    Policy {
+        child_max_restarts: Some(5),
+        park_for: Duration::from_secs(30),
+        ..Policy::default()
     }
 }
 
@@ -301,18 +331,20 @@ impl Inner {
         let sup = self
             .sup()
             .ok_or_else(|| anyhow::anyhow!("the project supervisor is restarting"))?;
-        let (svc, directory, sessions, metrics, actors) = (
+        let (svc, directory, sessions, metrics, actors, faults) = (
             self.svc.clone(),
             self.directory.clone(),
             self.sessions.clone(),
             self.metrics.clone(),
             self.actors.clone(),
+            self.faults.clone(),
         );
         let pid = id.to_string();
         // Transient: restarted after a failure, not after a normal stop (a deleted project).
         let spec = ChildSpec::new(id, Restart::Transient, self.metrics.clone(), move |sup| {
             let args = ProjectArgs {
                 id: pid.clone(),
+                faults: faults.clone(),
                 svc: svc.clone(),
                 directory: directory.clone(),
                 actors: actors.clone(),
@@ -346,6 +378,7 @@ impl Tenants {
             sup: RwLock::new(None),
             directory: directory.clone(),
             actors: Arc::default(),
+            faults: Arc::default(),
             svc,
             sessions,
             metrics: ActorMetrics::new("project"),
@@ -361,9 +394,8 @@ impl Tenants {
             move |root_cell| {
                 let weak = weak.clone();
                 async move {
-                    let sup =
-                        SupervisorHandle::spawn("tenants", Policy::default(), Some(root_cell))
-                            .await?;
+                    let sup = SupervisorHandle::spawn("tenants", tenants_policy(), Some(root_cell))
+                        .await?;
                     if let Some(inner) = weak.upgrade() {
                         if let Ok(mut g) = inner.sup.write() {
                             *g = Some(sup.clone());
@@ -402,7 +434,7 @@ impl Tenants {
     pub async fn reload(&self, id: &str) -> anyhow::Result<()> {
         match self.actor(id) {
             Some(a) => {
-                self.inner.metrics.enqueued();
+                self.enqueued(id);
                 a.cast(ProjectMsg::Reload)?;
                 Ok(())
             }
@@ -441,8 +473,31 @@ impl Tenants {
     /// Make a project's actor fail, as a crash would (supervision drills and tests).
     #[doc(hidden)]
     pub fn inject_failure(&self, project_id: &str, why: &str) -> bool {
-        self.actor(project_id)
-            .is_some_and(|a| a.cast(ProjectMsg::Fail(why.to_string())).is_ok())
+        self.actor(project_id).is_some_and(|a| {
+            self.enqueued(project_id);
+            a.cast(ProjectMsg::Fail(why.to_string())).is_ok()
+        })
+    }
+
+    /// A message is about to be queued for the project's actor (its kind's and its own
+    /// mailbox gauges).
+    fn enqueued(&self, project_id: &str) {
+        self.inner.metrics.enqueued();
+        self.directory.stats.of(project_id).enqueued();
+    }
+
+    /// An operators' drill: the project's actor fails now and cannot start again for `for_ms`
+    /// (0 ends a drill early). The project shows as failing, then parked, on `/ops`; its
+    /// siblings keep serving.
+    pub fn drill(&self, project_id: &str, for_ms: i64) {
+        if for_ms <= 0 {
+            self.inner.faults.remove(project_id);
+            return;
+        }
+        self.inner
+            .faults
+            .insert(project_id.to_string(), reauth_runtime::now_ms() + for_ms);
+        self.inject_failure(project_id, DRILL_FAILURE);
     }
 
     fn actor(&self, id: &str) -> Option<ActorRef<ProjectMsg>> {
@@ -462,7 +517,7 @@ impl Tenants {
         let Some(actor) = self.actor(project_id) else {
             return Err(unavailable());
         };
-        self.inner.metrics.enqueued();
+        self.enqueued(project_id);
         match ractor::call_t!(actor, f, CALL_TIMEOUT_MS) {
             Ok(r) => r,
             Err(_) => Err(unavailable()),

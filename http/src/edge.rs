@@ -3,7 +3,11 @@
 //! cloned per request). Both give every response a request id, the security headers, CORS for
 //! `/v1/*` (the project's allowed origins only), and HTTP metrics
 //! `reauth_http_requests_total{route,method,status}` and
-//! `reauth_http_request_duration_seconds{route}` by matched route (bounded labels).
+//! `reauth_http_request_duration_seconds{route}` by matched route (bounded labels), the
+//! project's own counters (`reauth_project_requests_total{project,class}`), and one access-log
+//! line (target `reauth::access`: request id, project, route, method, status, duration,
+//! outcome — the matched route, never the path or query, which may carry a token). Answers
+//! from the fast path are logged at debug, the rest at info.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -162,15 +166,35 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
         }
         next.run(req).instrument(span).await
     };
+    let project = host.and_then(|h| extract::project_at(st, &h));
     if res.status().is_client_error() || res.status().is_server_error() {
-        let project = host.and_then(|h| extract::project_at(st, &h));
         res = envelope(st, res, &path, project.as_ref()).await;
     }
     decorate(&mut res, &id, cors, preflight);
-    let (count, latency) = handles((route, method, res.status().as_u16()));
+    let status = res.status().as_u16();
+    let elapsed = start.elapsed();
+    if let Some(p) = &project {
+        p.stats.request(status);
+    }
+    let slug = project.as_ref().map_or("", |p| p.slug.as_str());
+    if es.public {
+        tracing::info!(target: "reauth::access", request_id = %id, project = slug, route = %route, method = %method, status, duration_ms = elapsed.as_secs_f64() * 1000.0, outcome = outcome(status), "request");
+    } else {
+        tracing::debug!(target: "reauth::access", request_id = %id, route = %route, method = %method, status, duration_ms = elapsed.as_secs_f64() * 1000.0, outcome = outcome(status), "ops request");
+    }
+    let (count, latency) = handles((route, method, status));
     count.increment(1);
-    latency.record(start.elapsed().as_secs_f64());
+    latency.record(elapsed.as_secs_f64());
     res
+}
+
+/// The access log's `outcome`: served, refused (the client's fault) or failed (ours).
+fn outcome(status: u16) -> &'static str {
+    match status {
+        500.. => "failed",
+        400.. => "refused",
+        _ => "served",
+    }
 }
 
 /// Errors made outside our handlers (extractor rejections, the body limit, the timeout, a
@@ -369,11 +393,13 @@ impl Service<Request> for Front {
                 fast(&self.state, route, req.headers())
             }));
             match answered {
-                Ok(Some(res)) => return Either::Left(ready(Ok(finish(route, res, start)))),
+                Ok(Some((res, project))) => {
+                    return Either::Left(ready(Ok(finish(route, res, Some(&project), start))));
+                }
                 Ok(None) => {}
                 Err(_) => {
                     let res = ApiError::internal("handler panicked").into_response();
-                    return Either::Left(ready(Ok(finish(route, res, start))));
+                    return Either::Left(ready(Ok(finish(route, res, None, start))));
                 }
             }
         }
@@ -397,13 +423,19 @@ impl FastRoute {
     }
 }
 
-/// The answer from resident state, or `None` to take the router.
-fn fast(st: &AppState, route: FastRoute, headers: &HeaderMap) -> Option<Response> {
+/// The answer from resident state (and the project it is for), or `None` to take the router.
+fn fast(
+    st: &AppState,
+    route: FastRoute,
+    headers: &HeaderMap,
+) -> Option<(Response, reauth_actors::model::ProjectRef)> {
     let project = extract::project(st, headers)?;
     let token = extract::token(headers)?;
     let published = match st.core.sessions.published(&project.id, token, now_ms()) {
         Resident::Live(p) => p,
-        Resident::Refused => return Some(ApiError::unauthenticated().into_response()),
+        Resident::Refused => {
+            return Some((ApiError::unauthenticated().into_response(), project));
+        }
         Resident::Unknown(_) => return None,
     };
     let body = match route {
@@ -415,7 +447,7 @@ fn fast(st: &AppState, route: FastRoute, headers: &HeaderMap) -> Option<Response
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Some(res)
+    Some((res, project))
 }
 
 /// The body of `GET /v1/session`.
@@ -428,11 +460,23 @@ pub fn session_json(v: &UserView) -> serde_json::Value {
     })
 }
 
-fn finish(route: FastRoute, mut res: Response, start: Instant) -> Response {
-    decorate(&mut res, &request_id(), Some(None), false);
-    let (count, latency) = fast_handles(route, res.status().as_u16());
+fn finish(
+    route: FastRoute,
+    mut res: Response,
+    project: Option<&reauth_actors::model::ProjectRef>,
+    start: Instant,
+) -> Response {
+    let id = request_id();
+    decorate(&mut res, &id, Some(None), false);
+    let status = res.status().as_u16();
+    if let Some(p) = project {
+        p.stats.request(status);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    tracing::debug!(target: "reauth::access", request_id = %id, project = project.map_or("", |p| p.slug.as_str()), route = route.path(), method = "GET", status, duration_ms = elapsed * 1000.0, outcome = outcome(status), "request");
+    let (count, latency) = fast_handles(route, status);
     count.increment(1);
-    latency.record(start.elapsed().as_secs_f64());
+    latency.record(elapsed);
     res
 }
 

@@ -57,6 +57,7 @@ impl Pages {
         env.add_template("message.html", include_str!("../../templates/message.html"))?;
         env.add_template("verify.html", include_str!("../../templates/verify.html"))?;
         env.add_template("account.html", include_str!("../../templates/account.html"))?;
+        env.add_template("ops.html", include_str!("../../templates/ops.html"))?;
         Ok(Self { env })
     }
 

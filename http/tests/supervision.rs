@@ -99,7 +99,10 @@ on_both!(a_project_supervisor_that_gives_up_is_restarted_with_every_project);
 async fn a_root_that_gives_up_ends_the_process_with_the_reason() {
     let dep = Deployment::new(Backend::Embedded).await;
     let app = dep.spawn().await;
+    // Three: one project alone is parked after five failures; escalation needs more than ten
+    // failures across projects.
     let projects = vec![
+        dep.project(&app, false).await,
         dep.project(&app, false).await,
         dep.project(&app, false).await,
     ];

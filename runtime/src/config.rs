@@ -55,6 +55,10 @@ pub struct Settings {
     /// Every instance reads the revocations feed this often: the bound on a revocation whose
     /// bus message was lost (Redis partitioned, flushed or down).
     pub revalidate_secs: u64,
+    /// Projects with a `project` label of their own in the metrics (the rest: `_other`).
+    pub metrics_projects: usize,
+    /// Operators' drills (`POST /ops/drills/project-failure` on the ops listener) are allowed.
+    pub ops_drills: bool,
     /// Days the email log is kept (the janitor prunes older rows).
     pub email_log_retention_days: u64,
     /// Days the Stripe-event ledger is kept (at least 7: Stripe retries for three days).
@@ -116,6 +120,8 @@ impl Default for Settings {
             request_timeout_secs: 15,
             session_idle_secs: 300,
             revalidate_secs: 30,
+            metrics_projects: 50,
+            ops_drills: false,
             email_log_retention_days: 90,
             stripe_events_retention_days: 90,
             audit_log_retention_days: 365,
@@ -156,6 +162,8 @@ pub const KEYS: &[&str] = &[
     "request_timeout_secs",
     "session_idle_secs",
     "revalidate_secs",
+    "metrics_projects",
+    "ops_drills",
     "email_log_retention_days",
     "stripe_events_retention_days",
     "audit_log_retention_days",
@@ -296,6 +304,8 @@ impl Settings {
                     );
                 }
             }
+            "metrics_projects" => self.metrics_projects = parse_num(value)? as usize,
+            "ops_drills" => self.ops_drills = parse_bool(value)?,
             "revalidate_secs" => {
                 self.revalidate_secs = parse_num(value)?;
                 if self.revalidate_secs == 0 {
@@ -421,6 +431,14 @@ fn parse_cidr(c: &str) -> anyhow::Result<ipnet::IpNet> {
     c.parse::<std::net::IpAddr>()
         .map(ipnet::IpNet::from)
         .with_context(|| format!("trusted_proxies: {c:?} is not a CIDR (10.0.0.0/8) or an address"))
+}
+
+fn parse_bool(v: &str) -> anyhow::Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => bail!("expected true or false, got {v:?}"),
+    }
 }
 
 fn parse_num(v: &str) -> anyhow::Result<u64> {

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod ids;
 pub mod metrics;
+pub mod process;
 pub mod registry;
 pub mod supervisor;
 

@@ -9,6 +9,11 @@
 //! - Restart intensity: more than `max_restarts` failures of the supervisor's children within
 //!   `window` escalates — the supervisor fails itself, so its own supervisor sees
 //!   `ActorFailed`, and `reauth_actor_escalations_total` is incremented.
+//! - Per-child intensity (optional, for supervisors of independent tenants): a child that fails
+//!   more than `child_max_restarts` times within `window` is *parked* — retried every `park_for`
+//!   without counting towards the supervisor's intensity — so one tenant that cannot start does
+//!   not take its healthy siblings down with it. Failures spread over several children still
+//!   escalate.
 //! - A normal exit is never counted as a failure (ractor's default handler would stop the
 //!   supervisor on any child exit; this one overrides it).
 
@@ -73,6 +78,10 @@ pub struct Policy {
     pub window: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Park a child failing more than this within `window` (None: never park).
+    pub child_max_restarts: Option<usize>,
+    /// How long a parked child waits between attempts.
+    pub park_for: Duration,
 }
 
 impl Default for Policy {
@@ -82,6 +91,8 @@ impl Default for Policy {
             window: Duration::from_secs(60),
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(10),
+            child_max_restarts: None,
+            park_for: Duration::from_secs(30),
         }
     }
 }
@@ -104,7 +115,14 @@ pub struct ChildInfo {
     pub id: String,
     pub kind: &'static str,
     pub alive: bool,
+    /// `running`, `restarting` (waiting out its backoff) or `parked` (failing repeatedly;
+    /// retried every `park_for`).
+    pub state: &'static str,
     pub restarts: u64,
+    pub failures: u64,
+    /// The last failure's reason and when it happened (milliseconds since the epoch).
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<i64>,
 }
 
 pub struct Supervisor;
@@ -119,6 +137,18 @@ struct Child {
     cell: Option<ActorCell>,
     recent_failures: VecDeque<Instant>,
     restarts: u64,
+    failures: u64,
+    parked: bool,
+    last_failure: Option<(String, i64)>,
+}
+
+impl Child {
+    fn failed(&mut self, why: String) {
+        self.failures += 1;
+        // Bounded: a reason is for a person to read, not a dump.
+        let why: String = why.chars().take(300).collect();
+        self.last_failure = Some((why, crate::now_ms()));
+    }
 }
 
 pub struct SupervisorState {
@@ -201,6 +231,9 @@ impl Actor for Supervisor {
                         cell: None,
                         recent_failures: VecDeque::new(),
                         restarts: 0,
+                        failures: 0,
+                        parked: false,
+                        last_failure: None,
                     },
                 );
                 let res = state.start(&me, &id).await;
@@ -230,7 +263,15 @@ impl Actor for Supervisor {
                         id: id.clone(),
                         kind: c.spec.metrics.kind,
                         alive: c.cell.is_some(),
+                        state: match (c.cell.is_some(), c.parked) {
+                            (true, _) => "running",
+                            (false, true) => "parked",
+                            (false, false) => "restarting",
+                        },
                         restarts: c.restarts,
+                        failures: c.failures,
+                        last_failure: c.last_failure.as_ref().map(|f| f.0.clone()),
+                        last_failure_at: c.last_failure.as_ref().map(|f| f.1),
                     })
                     .collect();
                 list.sort_by(|a, b| a.id.cmp(&b.id));
@@ -245,10 +286,21 @@ impl Actor for Supervisor {
                 }
                 child.restarts += 1;
                 child.spec.metrics.restarts.increment(1);
-                if let Err(e) = state.start(&me, &id).await {
-                    // A child that cannot even start counts as another failure: retry with backoff.
-                    tracing::warn!(supervisor = state.name, child = %id, error = %e, "restart failed");
-                    on_failure(&me, state, &id)?;
+                match state.start(&me, &id).await {
+                    Ok(_) => {
+                        if let Some(c) = state.children.get_mut(&id) {
+                            c.parked = false;
+                        }
+                    }
+                    Err(e) => {
+                        // A child that cannot even start counts as another failure: retry with
+                        // backoff.
+                        tracing::warn!(supervisor = state.name, child = %id, error = %e, "restart failed");
+                        if let Some(c) = state.children.get_mut(&id) {
+                            c.failed(format!("start failed: {e}"));
+                        }
+                        on_failure(&me, state, &id)?;
+                    }
                 }
             }
         }
@@ -266,9 +318,9 @@ impl Actor for Supervisor {
                 let Some(id) = state.forget_cell(&cell) else {
                     return Ok(());
                 };
-                let metrics = state.children.get(&id).map(|c| c.spec.metrics.clone());
-                if let Some(m) = metrics {
-                    m.failures.increment(1);
+                if let Some(c) = state.children.get_mut(&id) {
+                    c.spec.metrics.failures.increment(1);
+                    c.failed(err.to_string());
                 }
                 tracing::warn!(supervisor = state.name, child = %id, error = %err, "child failed");
                 let restart = state.children.get(&id).map(|c| c.spec.restart);
@@ -305,6 +357,42 @@ fn on_failure(
 ) -> Result<(), ActorProcessingErr> {
     let now = Instant::now();
     let window = state.policy.window;
+    let Some(child) = state.children.get_mut(id) else {
+        return Ok(());
+    };
+    child.recent_failures.push_back(now);
+    while child
+        .recent_failures
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
+        child.recent_failures.pop_front();
+    }
+    let n = child.recent_failures.len();
+    if state.policy.child_max_restarts.is_some_and(|max| n > max) {
+        // This child alone is failing: park it instead of letting it exhaust the intensity
+        // its healthy siblings depend on.
+        if !child.parked {
+            tracing::error!(
+                supervisor = state.name,
+                child = id,
+                failures = n,
+                retry_secs = state.policy.park_for.as_secs(),
+                "child keeps failing; parked"
+            );
+        }
+        child.parked = true;
+        me.send_after(state.policy.park_for, {
+            let id = id.to_string();
+            move || SupervisorMsg::Restart(id)
+        });
+        return Ok(());
+    }
+    let delay = state
+        .policy
+        .backoff_base
+        .saturating_mul(2u32.saturating_pow((n.max(1) as u32).saturating_sub(1).min(16)))
+        .min(state.policy.backoff_max);
     state.failures.push_back(now);
     while state
         .failures
@@ -327,23 +415,6 @@ fn on_failure(
         )
         .into());
     }
-    let Some(child) = state.children.get_mut(id) else {
-        return Ok(());
-    };
-    child.recent_failures.push_back(now);
-    while child
-        .recent_failures
-        .front()
-        .is_some_and(|t| now.duration_since(*t) > window)
-    {
-        child.recent_failures.pop_front();
-    }
-    let n = child.recent_failures.len().max(1) as u32;
-    let delay = state
-        .policy
-        .backoff_base
-        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
-        .min(state.policy.backoff_max);
     me.send_after(delay, {
         let id = id.to_string();
         move || SupervisorMsg::Restart(id)

@@ -79,6 +79,7 @@ fn fast_policy(max_restarts: usize) -> Policy {
         window: Duration::from_secs(10),
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
+        ..Policy::default()
     }
 }
 

@@ -1,12 +1,15 @@
 //! Operator endpoints: liveness and readiness (both listeners), Prometheus metrics, the
-//! supervision tree and the on-demand TLS `ask` check (the ops listener only).
+//! operator console (`/ops`, and `/ops/supervision` — the same data as JSON), drills, and the
+//! on-demand TLS `ask` check (the ops listener only).
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+
+mod console;
 
 use crate::app::AppState;
 
@@ -21,7 +24,9 @@ pub fn health() -> Router<AppState> {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(prometheus))
-        .route("/ops/supervision", get(supervision))
+        .route("/ops", get(console::page))
+        .route("/ops/supervision", get(console::json))
+        .route("/ops/drills/project-failure", post(console::drill))
         .route("/ops/tls/ask", get(tls_ask))
 }
 
@@ -74,24 +79,25 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn prometheus(State(st): State<AppState>) -> Response {
     // Gauges that are cheaper to read on scrape than to maintain on every change.
+    let view = console::gather(&st, false).await;
     metrics::gauge!("reauth_sessions_resident").set(st.core.sessions.resident() as f64);
     metrics::gauge!("reauth_projects_loaded").set(st.core.directory.projects().len() as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn supervision(State(st): State<AppState>) -> Json<serde_json::Value> {
-    let projects = st.core.tenants.children().await;
-    Json(json!({
-        "runtime": {
-            "root": { "strategy": "one_for_one", "children": ["tenants"], "tree_up": st.core.tenants.is_up() },
-            "tenants": { "strategy": "one_for_one", "children": projects },
-            "sessions": { "resident": st.core.sessions.resident(), "passivate_after_secs": st.settings.session_idle_secs },
-            "bus_bridge": { "backend": st.core.svc.cache.kind() },
-            "janitor": { "every_secs": 300 },
-        }
-    }))
+    metrics::gauge!("reauth_tenants_up").set(f64::from(u8::from(view.process.tree_up)));
+    metrics::gauge!("reauth_database_up").set(f64::from(u8::from(view.process.database.up)));
+    metrics::gauge!("reauth_cache_up").set(f64::from(u8::from(view.process.cache.up)));
+    metrics::gauge!("reauth_bus_connected").set(f64::from(u8::from(view.bus.connected)));
+    if let Some(ms) = view.process.database.latency_ms {
+        metrics::gauge!("reauth_database_ping_seconds").set(ms / 1000.0);
+    }
+    if let Some(ms) = view.process.cache.latency_ms {
+        metrics::gauge!("reauth_cache_ping_seconds").set(ms / 1000.0);
+    }
+    let mut text = st.metrics.render();
+    text.push_str(&console::project_series(&st, &view));
+    text.push_str(&format!(
+        "# HELP reauth_build_info The running build.\n# TYPE reauth_build_info gauge\nreauth_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    reauth_runtime::process::render(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
