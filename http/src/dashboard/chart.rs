@@ -7,7 +7,7 @@ use reauth_actors::admin::stats::DayCount;
 
 const W: f64 = 640.0;
 const H: f64 = 180.0;
-const PAD_L: f64 = 36.0;
+const PAD_L: f64 = 40.0;
 const PAD_B: f64 = 24.0;
 const PAD_T: f64 = 10.0;
 
@@ -46,7 +46,7 @@ pub fn sign_ins(days: &[DayCount], accent: &str) -> String {
         let y = PAD_T + plot_h - plot_h * (v as f64) / (top as f64);
         let _ = write!(
             s,
-            r##"<line x1="{PAD_L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#d1d5db" stroke-width="1"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end" fill="#374151">{label}</text>"##,
+            r##"<line x1="{PAD_L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#d1d5db" stroke-width="1"/><text x="{}" y="{:.1}" font-size="14" text-anchor="end" fill="#374151">{label}</text>"##,
             W - 8.0,
             PAD_L - 6.0,
             y + 4.0
@@ -65,11 +65,11 @@ pub fn sign_ins(days: &[DayCount], accent: &str) -> String {
             d.count
         );
         // A date under every few bars.
-        let every = (days.len() / 7).max(1);
+        let every = (days.len() / 4).max(1);
         if i % every == 0 || i + 1 == days.len() {
             let _ = write!(
                 s,
-                r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle" fill="#374151">{day}</text>"##,
+                r##"<text x="{:.1}" y="{}" font-size="14" text-anchor="middle" fill="#374151">{day}</text>"##,
                 x + bar / 2.0,
                 H - 6.0
             );

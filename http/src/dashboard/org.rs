@@ -126,7 +126,10 @@ pub async fn create_project(
             .collect(),
     };
     match me.admin.create_project(&me.caller, &new).await {
-        Ok(p) => see_other(&format!("/dashboard/projects/{}?ok=created", p.id)),
+        Ok(p) => {
+            dev_host(&st, &me, &p.id, &p.slug).await;
+            see_other(&format!("/dashboard/projects/{}?ok=created", p.id))
+        }
         Err(e @ (AdminError::Invalid { .. } | AdminError::Conflict(_))) => {
             let text = match &e {
                 AdminError::Invalid { field, message } => {
@@ -150,6 +153,28 @@ pub async fn create_project(
             .await
         }
         Err(e) => me.error(e, &format!("/dashboard/orgs/{org}")),
+    }
+}
+
+/// `reauth dev` has no base domain: a new project's login page is served at
+/// `<slug>.localhost:<port>` (browsers resolve `*.localhost` to this machine).
+async fn dev_host(st: &AppState, me: &Me, id: &str, slug: &str) {
+    if st.mode != crate::app::Mode::Dev || st.settings.base_domain.is_some() {
+        return;
+    }
+    let Some(port) = super::origin(st).and_then(|o| {
+        super::host_of(&o)
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+    }) else {
+        return;
+    };
+    let update = reauth_actors::admin::projects::ProjectUpdate {
+        dev_hosts: Some(vec![format!("{slug}.localhost:{port}")]),
+        ..Default::default()
+    };
+    if let Err(e) = me.admin.update_project(&me.caller, id, &update).await {
+        tracing::warn!(error = %e, project = id, "dev host not set");
     }
 }
 
@@ -374,7 +399,7 @@ pub async fn audit(State(st): State<AppState>, Path(org): Path<String>, req: Req
                     action => e.action.clone(),
                     target => e.target.clone(),
                     project_id => e.project_id.clone(),
-                    detail => e.detail.to_string(),
+                    detail => e.detail.to_string().chars().take(160).collect::<String>(),
                     ip => e.ip.clone(),
                 }).collect::<Vec<_>>(),
                 next => list.next_cursor,

@@ -1,0 +1,480 @@
+// Browser end-to-end journey through the developer dashboard on `reauth dev`, in headless
+// Chromium: sign in via the dev outbox as the dev org's owner; create a project; brand its login
+// page and see it in the live preview and on the hosted page; add a domain and see its records;
+// an end user signs in on the hosted page and appears in the users list; revoking their session
+// makes /v1/user 401. axe-core runs on every page visited (no serious or critical violations),
+// and every page is screenshotted at desktop and phone width (e2e/screenshots, gitignored).
+//
+// Startup helpers as in login.test.mjs. Run with `npm test` from e2e/ (needs a built server).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(E2E_DIR, '..');
+const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STEP_TIMEOUT_MS = 15_000;
+const PHONE = { width: 390, height: 844 };
+
+function serverBinary() {
+  if (process.env.REAUTH_BIN) return path.resolve(REPO, process.env.REAUTH_BIN);
+  if (process.env.CARGO_TARGET_DIR) {
+    return path.resolve(REPO, process.env.CARGO_TARGET_DIR, 'debug', 'reauth');
+  }
+  return path.join(REPO, 'target', 'debug', 'reauth');
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- server ---------------------------------------------------------------------------------
+
+let server; // { proc, port, base, dataDir, log(), exited }
+
+async function startServer() {
+  const bin = serverBinary();
+  if (!existsSync(bin)) {
+    throw new Error(
+      `reauth binary not found at ${bin}. Build it first (cargo build -p reauth-http, or ` +
+        `cargo build), or point REAUTH_BIN / CARGO_TARGET_DIR at it.`,
+    );
+  }
+  const port = await freePort();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'reauth-e2e-'));
+  // Keep a developer's REAUTH_* settings (database, redis, config file...) away from the test
+  // server; only logging knobs pass through.
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('REAUTH_') && k !== 'REAUTH_LOG_LEVEL' && k !== 'REAUTH_LOG_FORMAT') continue;
+    env[k] = v;
+  }
+  env.NO_COLOR = '1';
+  const args = ['dev', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--data-dir', dataDir];
+  const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000);
+  };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  let exited = null;
+  const exitedP = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+    proc.once('error', (err) => {
+      exited = { error: err };
+      resolve(exited);
+    });
+  });
+  server = {
+    proc,
+    port,
+    base: `http://localhost:${port}`,
+    dataDir,
+    log: () => output,
+    exited: () => exited,
+    exitedP,
+    cmd: `${bin} ${args.join(' ')}`,
+  };
+
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (exited) {
+      throw new Error(
+        `reauth exited before becoming healthy (${JSON.stringify(exited)}): ${server.cmd}\n` +
+          `--- server output ---\n${output}`,
+      );
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+        signal: AbortSignal.timeout(2_000),
+      });
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (e) {
+      last = e.cause?.code || e.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `reauth did not answer GET /healthz with 200 within ${STARTUP_TIMEOUT_MS} ms ` +
+      `(last: ${last}): ${server.cmd}\n--- server output ---\n${output}`,
+  );
+}
+
+async function stopServer() {
+  if (!server) return;
+  const { proc, exitedP, dataDir } = server;
+  if (!server.exited()) {
+    proc.kill('SIGTERM');
+    const done = await Promise.race([exitedP, sleep(5_000).then(() => null)]);
+    if (!done) {
+      proc.kill('SIGKILL');
+      await Promise.race([exitedP, sleep(2_000)]);
+    }
+  }
+  await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+}
+
+// Last resort if the runner dies between hooks: never leave the server running.
+process.on('exit', () => {
+  if (server && !server.exited()) server.proc.kill('SIGKILL');
+});
+
+// ---- browser --------------------------------------------------------------------------------
+
+let browser;
+
+async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install Debian's chromium with scripts/ensure-chromium ` +
+        `(as root: apt-get install -y --no-install-recommends chromium).`,
+    );
+  }
+  // No --user-data-dir here: playwright's launch() gives each browser a fresh temporary profile
+  // (and refuses a user-data-dir argument).
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STARTUP_TIMEOUT_MS,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+async function newPhoneContext() {
+  const ctx = await browser.newContext({
+    viewport: PHONE,
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+  });
+  ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+  ctx.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  return ctx;
+}
+
+// On failure: save what the page showed and the server's output, then rethrow.
+async function withDiagnostics(t, page, name, fn) {
+  try {
+    await fn();
+  } catch (err) {
+    try {
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      const shot = path.join(SCREENSHOTS, `${name}-failure.png`);
+      await page.screenshot({ path: shot, fullPage: true, timeout: 5_000 });
+      t.diagnostic(`page at failure: ${page.url()} (screenshot ${shot})`);
+    } catch {
+      /* the page may be gone */
+    }
+    t.diagnostic('--- server output (tail) ---');
+    for (const line of (server?.log().slice(-8_000) ?? '').split('\n')) t.diagnostic(line);
+    throw err;
+  }
+}
+
+// Screenshots (gitignored) for a person to look at; the assertions do not depend on them.
+async function shot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, name), fullPage: true });
+}
+
+async function fetchJson(url, init = {}) {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body };
+}
+
+// The newest outbox email to `to` (the outbox lists newest first); polls briefly.
+async function outboxEmailFor(to) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fetchJson(`${server.base}/dev/outbox`);
+    assert.equal(last.status, 200, `GET /dev/outbox: HTTP ${last.status} ${JSON.stringify(last.body)}`);
+    assert.ok(Array.isArray(last.body?.emails), `GET /dev/outbox: no "emails" array: ${JSON.stringify(last.body)}`);
+    const hit = last.body.emails.find((e) => e.to === to);
+    if (hit) return hit;
+    await sleep(100);
+  }
+  assert.fail(`no email to ${to} in /dev/outbox: ${JSON.stringify(last?.body).slice(0, 2_000)}`);
+}
+
+// ---- accessibility and screenshots ------------------------------------------------------------
+
+const require = createRequire(import.meta.url);
+const AXE = require.resolve('axe-core/axe.min.js');
+const DESKTOP = { width: 1280, height: 800 };
+
+// axe-core on the page as it is: no serious or critical violations.
+async function axe(t, page, name) {
+  await page.addScriptTag({ path: AXE });
+  const found = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+    }));
+  });
+  for (const v of found) t.diagnostic(`axe ${name}: ${v.impact} ${v.id}: ${v.help} ${JSON.stringify(v.nodes)}`);
+  const bad = found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad, [], `${name}: serious or critical accessibility violations`);
+}
+
+// Nothing wider than the viewport (no sideways scrolling of the page itself).
+async function fitsWidth(page, name) {
+  const l = await page.evaluate(() => ({
+    innerWidth: window.innerWidth,
+    scrollWidth: document.documentElement.scrollWidth,
+  }));
+  assert.ok(l.scrollWidth <= l.innerWidth, `${name} scrolls sideways: ${JSON.stringify(l)}`);
+}
+
+// axe, the width check and a screenshot: what every page visited gets.
+async function check(t, page, name) {
+  await axe(t, page, name);
+  await fitsWidth(page, name);
+  await shot(page, `dashboard-${name}.png`);
+}
+
+async function newContext(viewport) {
+  const phone = viewport.width < 500;
+  const ctx = await browser.newContext({
+    viewport,
+    deviceScaleFactor: phone ? 2 : 1,
+    isMobile: phone,
+    hasTouch: phone,
+    // axe is injected as a script; the pages' CSP (scripts from the dashboard only) would
+    // refuse it. The pages themselves are tested under their CSP by the server tests.
+    bypassCSP: true,
+  });
+  ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+  ctx.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  return ctx;
+}
+
+// ---- hooks ----------------------------------------------------------------------------------
+
+before(async () => {
+  await startServer();
+  browser = await launchBrowser();
+}, { timeout: 2 * STARTUP_TIMEOUT_MS });
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stopServer();
+}, { timeout: 20_000 });
+
+// ---- the journey ------------------------------------------------------------------------------
+
+test('the developer dashboard: sign in, create and brand a project, see and revoke a user', { timeout: 180_000 }, async (t) => {
+  const ctx = await newContext(DESKTOP);
+  const page = await ctx.newPage();
+  const slug = `acme-${Date.now().toString(36)}`;
+  const userEmail = `ada-${Date.now()}@example.com`;
+  const visited = [];
+  try {
+    await withDiagnostics(t, page, 'dashboard', async () => {
+      // 1. Signed out, the dashboard asks for an address; the dev owner's is filled in.
+      await page.goto(`${server.base}/dashboard`);
+      await page.waitForURL((u) => u.pathname === '/dashboard/login');
+      await page.getByRole('heading', { level: 1, name: 'Sign in to the dashboard' }).waitFor();
+      await check(t, page, 'login');
+      const email = page.getByLabel('Email address');
+      assert.equal(await email.inputValue(), 'dev@reauth.localhost');
+      await page.getByRole('button', { name: 'Email me a sign-in link' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+      await check(t, page, 'check-email');
+
+      // 2. The link from the dev outbox, on the dashboard's own origin; Continue signs in.
+      const mail = await outboxEmailFor('dev@reauth.localhost');
+      assert.ok(mail.link.startsWith(`${server.base}/dashboard/verify?token=`), mail.link);
+      await page.goto(mail.link);
+      await page.getByRole('button', { name: 'Continue' }).waitFor();
+      await check(t, page, 'verify');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.waitForURL((u) => /^\/dashboard\/orgs\/org_/.test(u.pathname));
+      await page.getByRole('heading', { level: 1, name: 'Projects' }).waitFor();
+      const cookie = (await ctx.cookies(`${server.base}/dashboard`)).find((c) => c.name === 'reauth_dashboard');
+      assert.ok(cookie, 'the dashboard cookie');
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.path, '/dashboard');
+      assert.ok((await page.locator('main').innerText()).includes('demo'), 'the demo project is the dev org’s');
+      visited.push(page.url());
+      await check(t, page, 'projects');
+
+      // 3. Create a project: its overview.
+      await page.getByLabel('Slug').fill(slug);
+      await page.getByLabel('Name', { exact: true }).fill('Acme');
+      await page.getByRole('button', { name: 'Create project' }).click();
+      await page.waitForURL((u) => /^\/dashboard\/projects\/prj_/.test(u.pathname));
+      await page.getByRole('heading', { level: 1, name: 'Acme' }).waitFor();
+      await page.getByText('Created.').waitFor();
+      assert.equal(await page.locator('svg.chart rect').count(), 14, 'a bar per day');
+      const projectUrl = new URL(page.url());
+      const projectPath = projectUrl.pathname;
+      const hosted = `http://${slug}.localhost:${server.port}`;
+      assert.equal(await page.getByRole('link', { name: `${hosted}/login` }).count(), 1, 'the login page’s address');
+      visited.push(`${server.base}${projectPath}`);
+      await check(t, page, 'overview');
+
+      // 4. Branding: the preview follows the form as it is typed (htmx), then Save.
+      await page.getByRole('link', { name: 'Branding' }).click();
+      await page.waitForURL((u) => u.pathname === `${projectPath}/branding`);
+      await page.getByLabel('Name').fill('Acme Rockets');
+      await page.getByLabel('Accent colour').fill('#be123c');
+      const previewName = page.getByTestId('preview-name');
+      await previewName.filter({ hasText: 'Sign in to Acme Rockets' }).waitFor();
+      await page.locator('[data-testid=preview-button][data-accent="#be123c"]').waitFor();
+      assert.equal(
+        await page.getByTestId('preview-button').evaluate((e) => getComputedStyle(e).backgroundColor),
+        'rgb(190, 18, 60)',
+        'the preview uses the accent',
+      );
+      await check(t, page, 'branding');
+      await page.getByRole('button', { name: 'Save branding' }).click();
+      await page.getByText('Saved.').waitFor();
+      visited.push(page.url());
+
+      // … and the hosted page shows it.
+      const hostedPage = await ctx.newPage();
+      await hostedPage.goto(`${hosted}/login`);
+      await hostedPage.getByRole('heading', { level: 1, name: 'Sign in to Acme Rockets' }).waitFor();
+      assert.equal(
+        await hostedPage.getByRole('button', { name: 'Email me a sign-in link' }).evaluate((e) => getComputedStyle(e).backgroundColor),
+        'rgb(190, 18, 60)',
+        'the hosted page uses the accent',
+      );
+      await shot(hostedPage, 'dashboard-hosted-branded.png');
+      await hostedPage.close();
+
+      // 5. A domain: its records to create.
+      await page.getByRole('link', { name: 'Domains' }).click();
+      await page.getByLabel('Domain').fill(`auth.${slug}.example.com`);
+      await page.getByRole('button', { name: 'Add domain' }).click();
+      await page.getByRole('heading', { level: 2, name: new RegExp(`auth\\.${slug}\\.example\\.com`) }).waitFor();
+      await page.getByRole('cell', { name: 'TXT' }).first().waitFor();
+      assert.ok((await page.locator('main').innerText()).includes('_reauth'), 'the TXT challenge name');
+      visited.push(page.url());
+      await check(t, page, 'domains');
+
+      // 6. An end user signs in on the hosted page (a phone, another browser).
+      const endCtx = await newContext(PHONE);
+      const endPage = await endCtx.newPage();
+      await endPage.goto(`${hosted}/login`);
+      await endPage.getByLabel('Email address').fill(userEmail);
+      await endPage.getByRole('button', { name: 'Email me a sign-in link' }).click();
+      await endPage.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+      const userMail = await outboxEmailFor(userEmail);
+      await endPage.goto(userMail.link);
+      await endPage.getByRole('button', { name: /^Continue as / }).click();
+      await endPage.getByRole('heading', { level: 1, name: "You're signed in" }).waitFor();
+      const me = await endPage.goto(`${hosted}/v1/user`);
+      assert.equal(me.status(), 200, 'the end user is signed in');
+
+      // 7. They appear in the users list; search finds them; their page lists the session.
+      await page.getByRole('link', { name: 'Users' }).click();
+      await page.getByRole('link', { name: userEmail }).waitFor();
+      visited.push(page.url());
+      await check(t, page, 'users');
+      await page.getByLabel('Search by email').fill('ada-');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByRole('link', { name: userEmail }).click();
+      await page.getByRole('heading', { level: 2, name: userEmail }).waitFor();
+      visited.push(page.url());
+      await check(t, page, 'user');
+
+      // 8. Revoke the session: /v1/user is 401 for them.
+      await page.getByRole('button', { name: /^Revoke session/ }).click();
+      await page.getByText('Revoked.').waitFor();
+      assert.equal(await page.getByRole('button', { name: /^Revoke session/ }).count(), 0);
+      const after = await endPage.goto(`${hosted}/v1/user`);
+      assert.equal(after.status(), 401, 'the revoked session no longer works');
+      await endCtx.close();
+
+      // 9. The org's other pages.
+      const org = visited[0];
+      for (const [name, url] of [
+        ['members', `${org}/members`],
+        ['keys', `${org}/keys`],
+        ['audit', `${org}/audit`],
+        ['emails', `${server.base}${projectPath}/emails`],
+      ]) {
+        await page.goto(url);
+        visited.push(url);
+        await check(t, page, name);
+      }
+
+      // An API key: shown once.
+      await page.goto(`${org}/keys`);
+      await page.getByLabel('Name').fill('Backend');
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const secret = await page.getByLabel('Secret key').inputValue();
+      assert.match(secret, /^reauth_sk_/);
+      await check(t, page, 'key-created');
+      await page.reload();
+      assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
+    });
+
+    // 10. Every page at phone width: readable, nothing wider than the phone, no violations.
+    const phone = await newContext(PHONE);
+    await phone.addCookies(await ctx.cookies());
+    const p = await phone.newPage();
+    await withDiagnostics(t, p, 'dashboard-phone', async () => {
+      for (const [i, url] of visited.entries()) {
+        await p.goto(url);
+        const parts = new URL(url).pathname.split('/').filter((s) => s && s !== 'dashboard');
+        const name = parts.map((s) => s.replace(/^(org|prj|usr)_.*/, '$1')).join('-');
+        await check(t, p, `phone-${String(i).padStart(2, '0')}-${name}`);
+      }
+    });
+    await phone.close();
+  } finally {
+    await ctx.close();
+  }
+});
