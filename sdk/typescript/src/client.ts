@@ -1,5 +1,6 @@
 import { ReauthError, codeForStatus, isErrorCode } from "./errors.js";
 import { UserCache, tokenKey } from "./internal/cache.js";
+import { deadlines } from "./internal/deadlines.js";
 import { parseErrorBody, parseSession, parseUser } from "./internal/wire.js";
 import { extractToken } from "./token.js";
 import type { FetchLike, ReauthOptions, ReauthSession, ReauthUser, TokenInput } from "./types.js";
@@ -76,18 +77,14 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
     throw new TypeError("reauth: no global `fetch` (Node 18+ required) — pass `fetch` in the options");
   }
   const cache = options.cache ? new UserCache(options.cache) : null;
+  const watch = deadlines(timeoutMs);
 
   /**
    * One call to the server. Returns the parsed JSON body for 2xx (undefined
    * for 204), `null` for 401, and throws ReauthError otherwise.
    */
   async function call(method: "GET" | "POST", path: string, token: string): Promise<unknown> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, timeoutMs);
+    const deadline = watch.start();
     try {
       let res: Response;
       try {
@@ -95,16 +92,16 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
           method,
           headers: { authorization: `Bearer ${token}`, accept: "application/json" },
           redirect: "manual",
-          signal: controller.signal,
+          signal: deadline.controller.signal,
         });
       } catch (err) {
-        throw transportError(err, timedOut, method, path);
+        throw transportError(err, deadline.timedOut, method, path);
       }
       let text: string;
       try {
         text = await res.text();
       } catch (err) {
-        throw transportError(err, timedOut, method, path);
+        throw transportError(err, deadline.timedOut, method, path);
       }
       if (res.status === 401) return null;
       let body: unknown = undefined;
@@ -128,7 +125,7 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
       }
       throw new ReauthError(codeForStatus(res.status), `reauth: ${method} ${path} answered HTTP ${res.status}`, res.status);
     } finally {
-      clearTimeout(timer);
+      watch.done(deadline);
     }
   }
 

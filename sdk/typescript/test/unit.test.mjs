@@ -146,6 +146,28 @@ describe("transport errors", () => {
     );
   });
 
+  it("times out every call in flight, and one answered in time stays answered", async () => {
+    let n = 0;
+    await withServer(
+      (_req, res) => {
+        // The first request is answered at once; the rest never are.
+        if (n++ === 0) {
+          res.writeHead(401, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: { code: "unauthenticated", message: "no" } }));
+        }
+      },
+      async (url) => {
+        const reauth = createReauth({ url, timeoutMs: 120 });
+        assert.equal(await reauth.getUser(TOKEN), null);
+        const t0 = Date.now();
+        const results = await Promise.allSettled(Array.from({ length: 5 }, () => reauth.getUser(TOKEN)));
+        const took = Date.now() - t0;
+        for (const r of results) assert.equal(r.status === "rejected" && r.reason.code, "timeout");
+        assert.ok(took >= 110 && took < 1500, `timed out after ${took} ms`);
+      },
+    );
+  });
+
   it("times out a body that never finishes", async () => {
     await withServer(
       (_req, res) => {
