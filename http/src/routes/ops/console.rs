@@ -205,11 +205,14 @@ pub async fn gather(st: &AppState, with_rates: bool) -> View {
         projects: rows,
         bus: Bus {
             backend: cache_kind,
-            connected: cache_up
-                && status
-                    .bus_subscribed_at
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    > 0,
+            // In process, the bus is a channel: always there. On Redis: reachable and
+            // subscribed.
+            connected: cache_kind == "memory"
+                || (cache_up
+                    && status
+                        .bus_subscribed_at
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        > 0),
             subscribed_at: at(status
                 .bus_subscribed_at
                 .load(std::sync::atomic::Ordering::Relaxed)),
