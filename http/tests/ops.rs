@@ -131,7 +131,20 @@ async fn the_console_shows_which_tenant_is_failing_and_why(backend: Backend) {
     )
     .await;
 
-    let view = supervision(&app).await;
+    let mut view = supervision(&app).await;
+    // The bus: a channel in process; on Redis, connected once subscribed.
+    let start = Instant::now();
+    while view["bus"]["connected"] != true {
+        assert!(start.elapsed() < Duration::from_secs(10), "bus: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        view = supervision(&app).await;
+    }
+    let backend_name = if backend == Backend::Real {
+        "redis"
+    } else {
+        "memory"
+    };
+    assert_eq!(view["bus"]["backend"], backend_name, "{view}");
     assert_eq!(view["process"]["tree_up"], true, "{view}");
     assert_eq!(view["process"]["database"]["up"], true, "{view}");
     let h = row(&view, &healthy);

@@ -45,6 +45,11 @@ pub trait CacheBackend: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
     async fn ping(&self) -> CacheResult<()>;
     fn kind(&self) -> &'static str;
+    /// When the bus last (re)subscribed, in ms (`None`: not subscribed yet, or no such notion —
+    /// the in-process bus is always there).
+    fn bus_subscribed_at(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// A shared cache handle.

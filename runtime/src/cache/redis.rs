@@ -34,6 +34,8 @@ pub struct RedisCache {
     incr: redis::Script,
     breaker: Arc<Breaker>,
     subscriber: tokio::task::JoinHandle<()>,
+    /// When the subscription was last confirmed (ms; 0: never).
+    subscribed_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Drop for RedisCache {
@@ -112,8 +114,11 @@ impl RedisCache {
         let client = redis::Client::open(url.as_str()).context("parsing the Redis URL")?;
         let (bus, _) = broadcast::channel(4096);
         let tx = bus.clone();
+        let subscribed_at = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let confirmed = subscribed_at.clone();
         let push = move |info: PushInfo| -> Result<(), ()> {
             if info.kind == PushKind::Subscribe {
+                confirmed.store(crate::now_ms(), Ordering::Relaxed);
                 // Subscribed, first or after a reconnect: tell local subscribers that messages
                 // may have been missed meanwhile.
                 let _ = tx.send(BusMessage {
@@ -159,6 +164,7 @@ impl RedisCache {
             incr: redis::Script::new(INCR_LUA),
             breaker,
             subscriber,
+            subscribed_at,
         })
     }
 
@@ -289,6 +295,10 @@ impl CacheBackend for RedisCache {
         self.call(async move { redis::cmd("PING").query_async::<String>(&mut cm).await })
             .await
             .map(|_| ())
+    }
+
+    fn bus_subscribed_at(&self) -> Option<i64> {
+        Some(self.subscribed_at.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
     fn kind(&self) -> &'static str {

@@ -3,6 +3,7 @@
 //! filterable by links, no JavaScript) and as JSON (`/ops/supervision`).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -175,6 +176,11 @@ pub async fn gather(st: &AppState, with_rates: bool) -> View {
     let at = |ms: i64| (ms > 0).then(|| rfc3339(ms));
     let started = reauth_runtime::process::start_time();
     let cache_kind = core.svc.cache.kind();
+    let subscribed = core
+        .svc
+        .cache
+        .bus_subscribed_at()
+        .or_else(|| Some(status.bus_subscribed_at.load(Ordering::Relaxed)).filter(|t| *t > 0));
     View {
         process: Process {
             version: env!("CARGO_PKG_VERSION"),
@@ -207,19 +213,10 @@ pub async fn gather(st: &AppState, with_rates: bool) -> View {
             backend: cache_kind,
             // In process, the bus is a channel: always there. On Redis: reachable and
             // subscribed.
-            connected: cache_kind == "memory"
-                || (cache_up
-                    && status
-                        .bus_subscribed_at
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                        > 0),
-            subscribed_at: at(status
-                .bus_subscribed_at
-                .load(std::sync::atomic::Ordering::Relaxed)),
-            gaps: status.bus_gaps.load(std::sync::atomic::Ordering::Relaxed),
-            last_gap_at: at(status
-                .bus_last_gap_at
-                .load(std::sync::atomic::Ordering::Relaxed)),
+            connected: cache_kind == "memory" || (cache_up && subscribed.is_some()),
+            subscribed_at: subscribed.map(rfc3339),
+            gaps: status.bus_gaps.load(Ordering::Relaxed),
+            last_gap_at: at(status.bus_last_gap_at.load(Ordering::Relaxed)),
         },
         janitor: status
             .jobs()
