@@ -5,6 +5,8 @@ import { parseErrorBody, parseSession, parseUser } from "./internal/wire.js";
 import { extractToken } from "./token.js";
 import type { FetchLike, ReauthOptions, ReauthSession, ReauthUser, TokenInput } from "./types.js";
 
+const noop = () => {};
+
 /** Default per-request timeout. */
 export const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -85,25 +87,42 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
    */
   async function call(method: "GET" | "POST", path: string, token: string): Promise<unknown> {
     const deadline = watch.start();
+    // Whether the request is over when the caller is (not when a timed-out one runs on).
+    let over = true;
     try {
+      const init: RequestInit = {
+        method,
+        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+        redirect: "manual",
+      };
+      if (deadline.controller) init.signal = deadline.controller.signal;
+      const fetching = fetchImpl!(base + path, init);
       let res: Response;
       try {
-        res = await fetchImpl!(base + path, {
-          method,
-          headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-          redirect: "manual",
-          signal: deadline.controller.signal,
-        });
+        res = await watch.race(fetching, deadline);
       } catch (err) {
+        if (deadline.timedOut && !deadline.controller) {
+          // Timed out without a signal: discard the answer when it comes.
+          over = false;
+          fetching
+            .then((late) => late.body?.cancel().catch(noop), noop)
+            .finally(() => watch.release(deadline));
+        }
         throw transportError(err, deadline.timedOut, method, path);
       }
       let text: string;
+      const reading = res.text();
       try {
-        text = await res.text();
+        text = await watch.race(reading, deadline);
       } catch (err) {
+        if (deadline.timedOut && !deadline.controller) {
+          over = false;
+          reading.then(noop, noop).finally(() => watch.release(deadline));
+        }
         throw transportError(err, deadline.timedOut, method, path);
       }
-      if (res.status === 401) return null;
+      const status = res.status;
+      if (status === 401) return null;
       let body: unknown = undefined;
       if (text !== "") {
         try {
@@ -112,20 +131,21 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
           body = undefined;
         }
       }
-      if (res.status >= 200 && res.status < 300) {
-        if (res.status !== 204 && text !== "" && body === undefined) {
-          throw new ReauthError("internal", `reauth: ${method} ${path} answered ${res.status} with a non-JSON body`, 502);
+      if (status >= 200 && status < 300) {
+        if (status !== 204 && text !== "" && body === undefined) {
+          throw new ReauthError("internal", `reauth: ${method} ${path} answered ${status} with a non-JSON body`, 502);
         }
         return body;
       }
       const parsed = parseErrorBody(body);
       if (parsed) {
-        if (isErrorCode(parsed.code)) throw new ReauthError(parsed.code, parsed.message, res.status);
-        throw new ReauthError("internal", parsed.message, res.status, { rawCode: parsed.code });
+        if (isErrorCode(parsed.code)) throw new ReauthError(parsed.code, parsed.message, status);
+        throw new ReauthError("internal", parsed.message, status, { rawCode: parsed.code });
       }
-      throw new ReauthError(codeForStatus(res.status), `reauth: ${method} ${path} answered HTTP ${res.status}`, res.status);
+      throw new ReauthError(codeForStatus(status), `reauth: ${method} ${path} answered HTTP ${status}`, status);
     } finally {
       watch.done(deadline);
+      if (over) watch.release(deadline);
     }
   }
 

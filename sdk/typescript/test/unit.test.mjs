@@ -168,6 +168,29 @@ describe("transport errors", () => {
     );
   });
 
+  it("after a timeout, calls carry a signal that closes their connection at the deadline", async () => {
+    const sockets = new Set();
+    await withServer(
+      (req) => {
+        sockets.add(req.socket); // never answer
+      },
+      async (url) => {
+        const reauth = createReauth({ url, timeoutMs: 100 });
+        // Fast path (no signal): the caller gets its timeout; the request may run on.
+        await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout");
+        const open = () => [...sockets].filter((s) => !s.destroyed).length;
+        const before = open();
+        // Now guarded: the next call is aborted at its deadline, which closes its connection.
+        await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout");
+        const deadline = Date.now() + 2000;
+        while (sockets.size < 2 || open() > before) {
+          if (Date.now() > deadline) assert.fail(`the guarded call's connection is still open (${open()} open)`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      },
+    );
+  });
+
   it("times out a body that never finishes", async () => {
     await withServer(
       (_req, res) => {
