@@ -459,6 +459,57 @@ test('the developer dashboard: sign in, create and brand a project, see and revo
       await check(t, page, 'key-created');
       await page.reload();
       assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
+
+      // 10. Credentials (write-only) and billing (plans, webhook URL, events).
+      await page.goto(`${server.base}${projectPath}/credentials`);
+      await page.getByLabel('Stripe secret key').fill('sk_test_e2e_4242');
+      await page.getByRole('button', { name: 'Save credentials' }).click();
+      await page.getByText('Saved.').waitFor();
+      assert.ok((await page.locator('main').innerText()).includes('4242'), 'the last four');
+      assert.ok(!(await page.content()).includes('sk_test_e2e_4242'), 'never the secret');
+      visited.push(page.url());
+      await check(t, page, 'credentials');
+      await page.goto(`${server.base}${projectPath}/billing`);
+      await page.getByLabel('Price id, row 1').fill('price_pro');
+      await page.getByLabel('Plan, row 1').fill('pro');
+      await page.getByLabel('Features, row 1').fill('export, api');
+      await page.getByRole('button', { name: 'Save plans' }).click();
+      await page.getByText('Saved.').waitFor();
+      assert.equal(await page.getByLabel('Plan, row 1').inputValue(), 'pro');
+      assert.ok((await page.getByLabel('Webhook URL').inputValue()).endsWith(`/webhooks/stripe/${projectPath.split('/').pop()}`));
+      visited.push(page.url());
+      await check(t, page, 'billing');
+
+      // 11. A viewer: invited by the owner, signs in, reads, and the server refuses a change.
+      const viewer = `viewer-${Date.now()}@example.com`;
+      await page.goto(`${org}/members`);
+      await page.getByLabel('Email address').fill(viewer);
+      await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+      await page.getByRole('button', { name: 'Invite' }).click();
+      await page.getByText('Invited').waitFor();
+      const vctx = await newContext(DESKTOP);
+      const vpage = await vctx.newPage();
+      await vpage.goto(`${server.base}/dashboard/login`);
+      await vpage.getByLabel('Email address').fill(viewer);
+      await vpage.getByRole('button', { name: 'Email me a sign-in link' }).click();
+      await vpage.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+      await vpage.goto((await outboxEmailFor(viewer)).link);
+      await vpage.getByRole('button', { name: 'Continue' }).click();
+      await vpage.getByRole('heading', { level: 1, name: 'Projects' }).waitFor();
+      assert.equal(await vpage.getByRole('button', { name: 'Create project' }).count(), 0, 'no create form for a viewer');
+      await vpage.goto(`${server.base}${projectPath}/branding`);
+      assert.equal(await vpage.getByRole('button', { name: 'Save branding' }).count(), 0, 'no save button for a viewer');
+      await check(t, vpage, 'viewer-branding');
+      const csrf = await vpage.locator('input[name=csrf]').first().inputValue();
+      const refused = await vpage.request.post(`${server.base}${projectPath}/branding`, {
+        form: { csrf, name: 'Viewer was here', accent_color: '#000000' },
+        headers: { origin: server.base },
+        maxRedirects: 0,
+      });
+      assert.equal(refused.status(), 403, 'the server refuses a viewer’s change');
+      await vpage.goto(`${server.base}${projectPath}`);
+      await vpage.getByRole('heading', { level: 1, name: 'Acme Rockets' }).waitFor();
+      await vctx.close();
     });
 
     // 10. Every page at phone width: readable, nothing wider than the phone, no violations.

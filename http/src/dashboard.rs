@@ -22,6 +22,7 @@ macro_rules! tri {
 }
 
 mod auth;
+mod billing;
 mod chart;
 mod org;
 mod projects;
@@ -106,6 +107,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/projects/{project}/domains/{domain}/verify",
             post(projects::verify_domain),
+        )
+        .route(
+            "/dashboard/projects/{project}/credentials",
+            get(billing::credentials).post(billing::save_credentials),
+        )
+        .route(
+            "/dashboard/projects/{project}/billing",
+            get(billing::billing).post(billing::save_billing),
         )
         .route(
             "/dashboard/projects/{project}/emails",
@@ -250,6 +259,8 @@ fn env() -> &'static Result<Environment<'static>, minijinja::Error> {
             "branding.html",
             "preview.html",
             "domains.html",
+            "credentials.html",
+            "billing.html",
             "emails.html",
             "users.html",
             "user.html",

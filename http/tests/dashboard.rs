@@ -316,6 +316,14 @@ async fn a_viewer_cannot_change_anything(backend: Backend) {
             vec![("email", "x@example.com"), ("role", "owner")],
         ),
         (format!("/dashboard/orgs/{org}/keys"), vec![("name", "k")]),
+        (
+            format!("/dashboard/projects/{pid}/credentials"),
+            vec![("resend_api_key", "re_viewer")],
+        ),
+        (
+            format!("/dashboard/projects/{pid}/billing"),
+            vec![("price_0", "price_v"), ("plan_0", "free")],
+        ),
     ];
     for (path, mut form) in writes {
         form.push(("csrf", &csrf));
@@ -822,5 +830,127 @@ async fn a_project_created_through_the_facade_in_an_org_shows_in_its_dashboard()
     let c = d.sign_in(&owner).await;
     let page = d.get(&format!("/dashboard/orgs/{}", org.id), &c).await;
     assert!(page.body.contains(&slug));
+    d.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_write_only_and_the_plan_editor_saves_the_mapping() {
+    let d = Dash::start(Backend::Embedded).await;
+    let owner = format!("{}@example.com", unique("own"));
+    let (_, p) = d.org_with_project(&owner).await;
+    let c = d.sign_in(&owner).await;
+    let creds = format!("/dashboard/projects/{}/credentials", p.id);
+    let csrf = d.csrf(&c, &creds).await;
+    let r = d
+        .post(
+            &creds,
+            &c,
+            &[
+                ("csrf", &csrf),
+                ("stripe_secret_key", "sk_test_abcdef9876"),
+                ("email_from", "Acme <login@acme.example>"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = d.get(&creds, &c).await;
+    assert!(page.body.contains("9876"), "the last four");
+    assert!(
+        !page.body.contains("sk_test_abcdef9876"),
+        "never the secret"
+    );
+    assert!(page.body.contains("login@acme.example"));
+    // Empty keeps; the Resend key set by the test harness is still there.
+    let view = d
+        .admin()
+        .get_credentials(&Caller::operator(None), &p.id)
+        .await
+        .expect("credentials");
+    assert!(view.resend_api_key.set && view.stripe_secret_key.set);
+    // A wrong kind of key is named; the box clears one.
+    let r = d
+        .post(
+            &creds,
+            &c,
+            &[("csrf", &csrf), ("stripe_webhook_secret", "nope")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Stripe webhook secret:"), "{}", r.body);
+    let r = d
+        .post(
+            &creds,
+            &c,
+            &[("csrf", &csrf), ("clear_stripe_secret_key", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let view = d
+        .admin()
+        .get_credentials(&Caller::operator(None), &p.id)
+        .await
+        .expect("credentials");
+    assert!(!view.stripe_secret_key.set);
+
+    let billing = format!("/dashboard/projects/{}/billing", p.id);
+    let page = d.get(&billing, &c).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // (minijinja escapes '/' in values as &#x2f;)
+    assert!(
+        page.body
+            .contains(&format!("webhooks&#x2f;stripe&#x2f;{}", p.id)),
+        "{}",
+        page.body
+    );
+    let r = d
+        .post(
+            &billing,
+            &c,
+            &[
+                ("csrf", &csrf),
+                ("price_0", "price_pro"),
+                ("plan_0", "pro"),
+                ("features_0", "export, api"),
+                ("price_1", ""),
+                ("plan_1", ""),
+                ("features_1", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let view = d
+        .admin()
+        .get_project(&Caller::operator(None), &p.id)
+        .await
+        .expect("project");
+    assert_eq!(view.plans.len(), 1);
+    assert_eq!(
+        view.plans[0].features,
+        vec!["export".to_string(), "api".to_string()]
+    );
+    let r = d
+        .post(
+            &billing,
+            &c,
+            &[("csrf", &csrf), ("price_0", "price_x"), ("plan_0", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Row 1"), "{}", r.body);
+    // Every project page renders for the owner.
+    for tab in [
+        "",
+        "/users",
+        "/branding",
+        "/credentials",
+        "/billing",
+        "/domains",
+        "/emails",
+    ] {
+        let r = d
+            .get(&format!("/dashboard/projects/{}{tab}", p.id), &c)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{tab}: {}", r.body);
+    }
     d.app.shutdown().await;
 }
