@@ -132,10 +132,12 @@ pub async fn run(
                 seconds.record(t.elapsed().as_secs_f64());
                 known_until = started;
                 behind.set(0.0);
+                svc.status.revalidated(started, 0);
             }
             Err(e) => {
                 failures.increment(1);
                 behind.set((started - known_until) as f64 / 1000.0);
+                svc.status.revalidated(started, started - known_until);
                 tracing::warn!(error = %e, "revocation feed unreadable; resident sessions are revalidated when it is back");
             }
         }

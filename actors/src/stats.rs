@@ -504,6 +504,10 @@ pub struct Status {
     /// revocations feed covers them).
     pub bus_gaps: AtomicU64,
     pub bus_last_gap_at: AtomicI64,
+    /// The last revalidation pass (ms) and how far behind the revocations feed it left this
+    /// instance (ms; 0 when the pass read it).
+    pub revalidated_at: AtomicI64,
+    pub revalidation_lag_ms: AtomicI64,
     janitor: Mutex<BTreeMap<&'static str, JobRun>>,
 }
 
@@ -521,6 +525,11 @@ impl Status {
         if !first {
             self.bus_gap(now);
         }
+    }
+
+    pub fn revalidated(&self, at: i64, behind_ms: i64) {
+        self.revalidated_at.store(at, Relaxed);
+        self.revalidation_lag_ms.store(behind_ms, Relaxed);
     }
 
     pub fn bus_gap(&self, now: i64) {

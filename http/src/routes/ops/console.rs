@@ -84,6 +84,9 @@ pub struct Bus {
     pub subscribed_at: Option<String>,
     pub gaps: u64,
     pub last_gap_at: Option<String>,
+    /// The revocations feed backs the bus: its last pass, and how far behind it is (seconds).
+    pub revalidated_at: Option<String>,
+    pub revalidation_lag_secs: f64,
 }
 
 #[derive(Serialize)]
@@ -217,6 +220,9 @@ pub async fn gather(st: &AppState, with_rates: bool) -> View {
             subscribed_at: subscribed.map(rfc3339),
             gaps: status.bus_gaps.load(Ordering::Relaxed),
             last_gap_at: at(status.bus_last_gap_at.load(Ordering::Relaxed)),
+            revalidated_at: at(status.revalidated_at.load(Ordering::Relaxed)),
+            revalidation_lag_secs: status.revalidation_lag_ms.load(Ordering::Relaxed) as f64
+                / 1000.0,
         },
         janitor: status
             .jobs()
