@@ -35,8 +35,9 @@ const MAX_REQUESTS = Number(args["max-requests"]);
 const ROUNDS = Math.max(1, Number(args.rounds));
 
 /** Run `op` with CONCURRENCY workers for `seconds` (bounded by MAX_REQUESTS); raw samples. */
-async function run(op, seconds, acc = { latencies: [], elapsed: 0 }) {
+async function run(op, seconds, acc = { latencies: [], elapsed: 0, cpuUs: 0 }) {
   let started = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   const worker = async () => {
@@ -49,13 +50,15 @@ async function run(op, seconds, acc = { latencies: [], elapsed: 0 }) {
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   acc.elapsed += (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  acc.cpuUs = (acc.cpuUs ?? 0) + cpu.user + cpu.system;
   return acc;
 }
 
-function summarize({ latencies, elapsed }) {
+function summarize({ latencies, elapsed, cpuUs }) {
   latencies.sort((a, b) => a - b);
   const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
-  return { count: latencies.length, elapsed, rps: latencies.length / elapsed, p50: pct(50), p99: pct(99) };
+  return { count: latencies.length, elapsed, rps: latencies.length / elapsed, p50: pct(50), p99: pct(99), cpu: cpuUs / latencies.length };
 }
 
 const loadBefore = loadavg()[0];
@@ -82,7 +85,7 @@ try {
   await run(getUser, WARMUP_S);
   await run(getUserCached, Math.min(WARMUP_S, 0.2));
   // Interleave the rows in ROUNDS slices so drifting background load hits them alike.
-  const acc = [healthz, getUser, getUserCached].map(() => ({ latencies: [], elapsed: 0 }));
+  const acc = [healthz, getUser, getUserCached].map(() => ({ latencies: [], elapsed: 0, cpuUs: 0 }));
   // Each round also gives a paired ratio (getUser / bare fetch in adjacent slices); their median
   // is what bursts of other work on the machine disturb least.
   const paired = [];
@@ -136,16 +139,18 @@ TypeScript SDK (\`@reauth/sdk\`) calling a warm local \`reauth dev\` server over
 | commit | ${commit} |
 | date | ${new Date().toISOString()} |
 
-| operation | requests | calls/s | p50 (ms) | p99 (ms) |
-| --- | ---: | ---: | ---: | ---: |
-${rows.map(([name, r]) => `| ${name} | ${fmt(r.count)} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} |`).join("\n")}
+| operation | requests | calls/s | p50 (ms) | p99 (ms) | client CPU per call (µs) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${rows.map(([name, r]) => `| ${name} | ${fmt(r.count)} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.cpu)} |`).join("\n")}
 
 **Ratio** \`getUser()\` / bare \`fetch /healthz\` throughput: **${ratio.toFixed(2)}×** (p50 ${(rows[1][1].p50 / rows[0][1].p50).toFixed(2)}×);
 median of the ${ROUNDS} per-slice ratios ${medianPaired.toFixed(2)}× (range ${paired[0].toFixed(2)}–${paired[paired.length - 1].toFixed(2)}).
 The cached call: p50 ${(rows[2][1].p50 * 1000).toFixed(0)} µs under the same ${CONCURRENCY}-way load, ${(rows[2][1].rps / rows[0][1].rps).toFixed(1)}× the bare \`fetch\` throughput.
 With the in-process cache the call is served from memory (SHA-256 of the token + map lookup) and does not reach the server while the entry is fresh.
 
-Notes: client and server share the same ${cpus().length} cores, so the figures are a floor for both. The server
+Client CPU per call is this Node.js process's user + system time over the calls it completed (the
+benchmark's own loop included, alike for every row); it moves less with other work on the machine
+than throughput does. Client and server share the same ${cpus().length} cores, so the figures are a floor for both. The server
 binary is whichever the test harness found (a debug build unless \`REAUTH_BIN\` points at a release build).
 `;
   mkdirSync(dirname(args.out), { recursive: true });
