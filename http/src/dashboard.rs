@@ -56,12 +56,14 @@ pub const DEV_OWNER: &str = "dev@reauth.localhost";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 static HTMX: &str = include_str!("../assets/htmx.min.js");
+static SCRIPT: &str = include_str!("../assets/dashboard.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(org::home))
         .route("/dashboard/", get(org::home))
-        .route("/dashboard/assets/htmx.min.js", get(htmx))
+        .route("/dashboard/assets/htmx.min.js", get(|| script(HTMX)))
+        .route("/dashboard/assets/dashboard.js", get(|| script(SCRIPT)))
         .route("/dashboard/login", get(auth::login_page).post(auth::login))
         .route(
             "/dashboard/verify",
@@ -143,13 +145,13 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn htmx() -> Response {
+async fn script(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
-        HTMX,
+        body,
     )
         .into_response()
 }
@@ -625,7 +627,10 @@ pub(crate) fn notice(r: &Req) -> Option<&'static str> {
         "banned" => "The user is banned and signed out everywhere.",
         "unbanned" => "The user may sign in again.",
         "deleted" => "Deleted.",
-        "invited" => "Invited: they can sign in to the dashboard with that address.",
+        "invited" => "Invited: we emailed them a sign-in link.",
+        "invited_no_email" => {
+            "Invited. No email could be sent: they can sign in at /dashboard/login with that address."
+        }
         "role" => "Role changed.",
         "removed" => "Removed.",
         "verified" => "Checked.",

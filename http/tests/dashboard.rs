@@ -660,6 +660,9 @@ async fn strangers_get_no_link_and_the_dashboard_moves_to_its_configured_origin(
     let js = d.app.get(DASH, "/dashboard/assets/htmx.min.js", &[]).await;
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.body.contains("htmx"));
+    let js = d.app.get(DASH, "/dashboard/assets/dashboard.js", &[]).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.body.contains("data-copy"));
     d.app.shutdown().await;
 }
 
@@ -680,6 +683,14 @@ async fn owners_manage_members_and_keys_and_keep_one_owner() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().is_some_and(|l| l.ends_with("ok=invited")));
+    let invitation = d
+        .dep
+        .resend
+        .last_to(&admin_email)
+        .await
+        .expect("invited by email");
+    assert!(invitation.link.contains("/dashboard/verify?token="));
     let r = d
         .post(
             &members,

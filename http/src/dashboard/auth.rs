@@ -191,16 +191,8 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
         Err(e) => return unavailable(&e),
     };
     // Only members get a link; everyone sees the same page, so membership does not leak.
-    if member {
-        let req = MagicLinkRequest {
-            email: email.clone(),
-            redirect_to: None,
-            now: now_ms(),
-            link_base: Some(format!("{origin}/dashboard/verify")),
-        };
-        if let Err(e) = st.core.tenants.send_magic_link(&console, req).await {
-            return link_error(&e);
-        }
+    if member && let Err(e) = send_link(&st, &console, &origin, email.clone()).await {
+        return link_error(&e);
     }
     let dev = st.mode == Mode::Dev;
     render(
@@ -208,6 +200,23 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
         "auth.html",
         context! { step => "sent", email => email.as_str(), dev },
     )
+}
+
+/// A dashboard sign-in link for `email`, through the console project (its Resend key, or the
+/// dev outbox).
+pub(crate) async fn send_link(
+    st: &AppState,
+    console: &str,
+    origin: &str,
+    email: Email,
+) -> Result<(), LoginError> {
+    let req = MagicLinkRequest {
+        email,
+        redirect_to: None,
+        now: now_ms(),
+        link_base: Some(format!("{origin}/dashboard/verify")),
+    };
+    st.core.tenants.send_magic_link(console, req).await
 }
 
 fn link_error(e: &LoginError) -> Response {

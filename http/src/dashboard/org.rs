@@ -307,7 +307,24 @@ pub async fn invite(State(st): State<AppState>, Path(org): Path<String>, req: Re
     let me = tri!(me_post(&st, &r, &org, &f.csrf).await);
     tri!(me.need_owner());
     match me.admin.invite_member(&me.caller, &f.email, &f.role).await {
-        Ok(_) => see_other(&format!("/dashboard/orgs/{org}/members?ok=invited")),
+        Ok(m) => {
+            // A sign-in link with the invitation; the member can also ask for one later.
+            let sent = match (
+                super::console_id(&st).await,
+                super::origin(&st),
+                reauth_actors::model::Email::parse(&m.email),
+            ) {
+                (Ok(console), Some(origin), Some(email)) => {
+                    super::auth::send_link(&st, &console, &origin, email)
+                        .await
+                        .map_err(|e| tracing::warn!(error = %e, "invitation email not sent"))
+                        .is_ok()
+                }
+                _ => false,
+            };
+            let ok = if sent { "invited" } else { "invited_no_email" };
+            see_other(&format!("/dashboard/orgs/{org}/members?ok={ok}"))
+        }
         Err(e @ (AdminError::Invalid { .. } | AdminError::Conflict(_))) => {
             let text = match &e {
                 AdminError::Invalid { field, message } => {
