@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use common::stripe::{event, subscription};
+use common::stripe::new_subscription_event;
 use common::{Backend, Deployment, GoogleProfile, link_token, unique, webhook_secret};
 use reauth_actors::admin::{Admin, Caller};
 use reauth_runtime::config::LogFormat;
@@ -143,20 +143,7 @@ async fn no_secret_or_token_of_a_full_journey_reaches_the_logs() {
 
     // A Stripe webhook (its signature too).
     let created = reauth_runtime::now_ms() / 1000;
-    let payload = event(
-        &format!("evt_{}", unique("")),
-        "customer.subscription.created",
-        created,
-        subscription(
-            &format!("sub_{}", unique("")),
-            &format!("cus_{}", unique("")),
-            "active",
-            "price_pro",
-            created + 86400,
-            false,
-            Some(&user_id),
-        ),
-    );
+    let payload = new_subscription_event(created, Some(&user_id));
     let signature = common::stripe::sign(&payload, &webhook_secret(&p), created);
     let r = app
         .webhook(&p.id, &payload, &webhook_secret(&p), created)

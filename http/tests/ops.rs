@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::stripe::{event, subscription};
+use common::stripe::new_subscription_event;
 use common::{Backend, Deployment, TestApp, TestProject, unique, webhook_secret};
 use serde_json::Value;
 
@@ -85,20 +85,7 @@ async fn the_console_shows_which_tenant_is_failing_and_why(backend: Backend) {
         .expect("user id")
         .to_string();
     let created = reauth_runtime::now_ms() / 1000 - 3;
-    let payload = event(
-        &format!("evt_{}", unique("")),
-        "customer.subscription.created",
-        created,
-        subscription(
-            &format!("sub_{}", unique("")),
-            &format!("cus_{}", unique("")),
-            "active",
-            "price_pro",
-            created + 30 * 86400,
-            false,
-            Some(&user_id),
-        ),
-    );
+    let payload = new_subscription_event(created, Some(&user_id));
     let r = app
         .webhook(
             &healthy.id,
@@ -420,20 +407,7 @@ async fn every_series_the_dashboard_and_the_alert_rules_query_is_exported() {
     let token = common::sign_in(&app, &dep, &p, &format!("{}@example.com", unique("m"))).await;
     assert_eq!(app.user(&p.host, &token).await.status, StatusCode::OK);
     let created = reauth_runtime::now_ms() / 1000;
-    let payload = event(
-        &format!("evt_{}", unique("")),
-        "customer.subscription.created",
-        created,
-        subscription(
-            &format!("sub_{}", unique("")),
-            &format!("cus_{}", unique("")),
-            "active",
-            "price_pro",
-            created + 86400,
-            false,
-            None,
-        ),
-    );
+    let payload = new_subscription_event(created, None);
     let r = app
         .webhook(&p.id, &payload, &webhook_secret(&p), created)
         .await;

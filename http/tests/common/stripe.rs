@@ -341,6 +341,25 @@ pub fn event(id: &str, kind: &str, created: i64, object: Value) -> String {
     .to_string()
 }
 
+/// A `customer.subscription.created` event for a new active `price_pro` subscription, created
+/// at `created` (seconds), linked to `user` through its metadata when given.
+pub fn new_subscription_event(created: i64, user: Option<&str>) -> String {
+    event(
+        &format!("evt_{}", super::unique("")),
+        "customer.subscription.created",
+        created,
+        subscription(
+            &format!("sub_{}", super::unique("")),
+            &format!("cus_{}", super::unique("")),
+            "active",
+            "price_pro",
+            created + 30 * 86400,
+            false,
+            user,
+        ),
+    )
+}
+
 /// A subscription in the current shape (`current_period_end` on the item, API >= 2025-03-31).
 pub fn subscription(
     id: &str,
