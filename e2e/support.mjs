@@ -206,3 +206,19 @@ export async function fetchJson(url, init = {}) {
   }
   return { status: res.status, body };
 }
+
+/** The newest dev-outbox email to `to` (the outbox lists newest first); polls briefly. */
+export async function outboxEmailFor(server, to) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fetchJson(`${server.base}/dev/outbox`);
+    if (last.status !== 200 || !Array.isArray(last.body?.emails)) {
+      throw new Error(`GET /dev/outbox: HTTP ${last.status} ${JSON.stringify(last.body)}`);
+    }
+    const hit = last.body.emails.find((e) => e.to === to);
+    if (hit) return hit;
+    await sleep(100);
+  }
+  throw new Error(`no email to ${to} in /dev/outbox: ${JSON.stringify(last?.body).slice(0, 2_000)}`);
+}
