@@ -93,7 +93,7 @@ mod tests {
             .collect();
         let svg = sign_ins(&days, "#1d4ed8");
         assert_eq!(svg.matches("<rect").count(), 14);
-        assert!(svg.contains("14 in total"), "{svg}");
+        assert!(svg.contains("13 in total"), "{svg}");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }
 }
