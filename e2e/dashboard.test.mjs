@@ -460,7 +460,15 @@ test('the developer dashboard: sign in, create and brand a project, see and revo
       await page.reload();
       assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
 
-      // 10. Credentials (write-only) and billing (plans, webhook URL, events).
+      // 10. Settings (allowed origins, lifetimes), credentials (write-only) and billing (plans,
+      //     webhook URL, events).
+      await page.goto(`${server.base}${projectPath}/settings`);
+      await page.getByLabel('Allowed origins').fill('https://acme.example\nhttp://localhost:*');
+      await page.getByRole('button', { name: 'Save settings' }).click();
+      await page.getByText('Saved.').waitFor();
+      assert.equal(await page.getByLabel('Allowed origins').inputValue(), 'https://acme.example\nhttp://localhost:*');
+      visited.push(page.url());
+      await check(t, page, 'settings');
       await page.goto(`${server.base}${projectPath}/credentials`);
       await page.getByLabel('Stripe secret key').fill('sk_test_e2e_4242');
       await page.getByRole('button', { name: 'Save credentials' }).click();

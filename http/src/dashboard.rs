@@ -111,6 +111,10 @@ pub fn router() -> Router<AppState> {
             post(projects::verify_domain),
         )
         .route(
+            "/dashboard/projects/{project}/settings",
+            get(projects::settings).post(projects::save_settings),
+        )
+        .route(
             "/dashboard/projects/{project}/credentials",
             get(billing::credentials).post(billing::save_credentials),
         )
@@ -156,17 +160,15 @@ async fn script(body: &'static str) -> Response {
         .into_response()
 }
 
-/// `reauth dev`: the console project, and the `dev` org owned by [`DEV_OWNER`] owning the demo
-/// project, so the dashboard is ready at startup. Returns the owner's address.
+/// `reauth dev`: the `dev` org owned by [`DEV_OWNER`] owning the demo project, so the dashboard
+/// is ready at startup. Returns the owner's address.
 pub async fn prepare_dev(st: &AppState) -> anyhow::Result<&'static str> {
     let admin = Admin::new(&st.core);
     admin
         .ensure_dev_org(DEV_OWNER, "demo")
         .await
         .map_err(|e| anyhow::anyhow!("preparing the dev org: {e}"))?;
-    console_id(st)
-        .await
-        .map_err(|e| anyhow::anyhow!("preparing the dashboard: {e}"))?;
+    // The console project itself comes with the first dashboard request.
     Ok(DEV_OWNER)
 }
 
@@ -262,6 +264,7 @@ fn env() -> &'static Result<Environment<'static>, minijinja::Error> {
             "preview.html",
             "domains.html",
             "credentials.html",
+            "settings.html",
             "billing.html",
             "emails.html",
             "users.html",

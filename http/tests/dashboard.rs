@@ -324,6 +324,14 @@ async fn a_viewer_cannot_change_anything(backend: Backend) {
             format!("/dashboard/projects/{pid}/billing"),
             vec![("price_0", "price_v"), ("plan_0", "free")],
         ),
+        (
+            format!("/dashboard/projects/{pid}/settings"),
+            vec![
+                ("origins", "https://viewer.example"),
+                ("magic_link_minutes", "5"),
+                ("session_days", "1"),
+            ],
+        ),
     ];
     for (path, mut form) in writes {
         form.push(("csrf", &csrf));
@@ -948,8 +956,68 @@ async fn credentials_are_write_only_and_the_plan_editor_saves_the_mapping() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Row 1"), "{}", r.body);
+    // Settings: origins one per line, lifetimes in minutes and days; a bad origin is named.
+    let settings = format!("/dashboard/projects/{}/settings", p.id);
+    let r = d
+        .post(
+            &settings,
+            &c,
+            &[
+                ("csrf", &csrf),
+                ("origins", "https://app.acme.example\nhttp://localhost:*"),
+                ("magic_link_minutes", "10"),
+                ("session_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let view = d
+        .admin()
+        .get_project(&Caller::operator(None), &p.id)
+        .await
+        .expect("project");
+    assert_eq!(
+        view.allowed_origins,
+        vec![
+            "https://app.acme.example".to_string(),
+            "http://localhost:*".to_string()
+        ]
+    );
+    assert_eq!(
+        (view.magic_link_ttl_secs, view.session_ttl_secs),
+        (600, 7 * 86_400)
+    );
+    let r = d
+        .post(
+            &settings,
+            &c,
+            &[
+                ("csrf", &csrf),
+                ("origins", "ftp://nope"),
+                ("magic_link_minutes", "10"),
+                ("session_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Allowed origins:"), "{}", r.body);
+    let r = d
+        .post(
+            &settings,
+            &c,
+            &[
+                ("csrf", &csrf),
+                ("origins", ""),
+                ("magic_link_minutes", "soon"),
+                ("session_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Sign-in link lifetime"), "{}", r.body);
     // Every project page renders for the owner.
     for tab in [
+        "/settings",
         "",
         "/users",
         "/branding",

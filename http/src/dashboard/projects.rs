@@ -372,3 +372,153 @@ pub async fn emails(State(st): State<AppState>, Path(pid): Path<String>, req: Re
         Err(e) => me.error(e, "/dashboard"),
     }
 }
+
+// ------------------------------------------------------------------ settings
+
+#[derive(Deserialize, Default)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    /// One origin per line.
+    #[serde(default)]
+    origins: String,
+    #[serde(default)]
+    magic_link_minutes: String,
+    #[serde(default)]
+    session_days: String,
+}
+
+impl SettingsForm {
+    fn of(p: &ProjectView) -> Self {
+        Self {
+            csrf: String::new(),
+            origins: p.allowed_origins.join("\n"),
+            magic_link_minutes: (p.magic_link_ttl_secs / 60).to_string(),
+            session_days: format!("{}", p.session_ttl_secs as f64 / 86_400.0),
+        }
+    }
+
+    fn view(&self) -> Value {
+        context! {
+            origins => self.origins.clone(),
+            magic_link_minutes => self.magic_link_minutes.clone(),
+            session_days => self.session_days.clone(),
+        }
+    }
+
+    /// The update, or the field that is not a number.
+    fn update(&self) -> Result<ProjectUpdate, String> {
+        let origins: Vec<String> = self
+            .origins
+            .split(['\n', ',', ' '])
+            .map(|o| o.trim().trim_end_matches('/'))
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect();
+        let minutes: f64 = self
+            .magic_link_minutes
+            .trim()
+            .parse()
+            .map_err(|_| "Sign-in link lifetime: a number of minutes.".to_string())?;
+        let days: f64 = self
+            .session_days
+            .trim()
+            .parse()
+            .map_err(|_| "Session lifetime: a number of days.".to_string())?;
+        if !minutes.is_finite() || !days.is_finite() {
+            return Err("Lifetimes must be numbers.".into());
+        }
+        Ok(ProjectUpdate {
+            allowed_origins: Some(origins),
+            magic_link_ttl_secs: Some((minutes * 60.0).round() as i64),
+            session_ttl_secs: Some((days * 86_400.0).round() as i64),
+            ..Default::default()
+        })
+    }
+}
+
+fn settings_label(field: &str) -> &str {
+    match field {
+        "allowed_origins" => "Allowed origins",
+        "magic_link_ttl_secs" => "Sign-in link lifetime (1 minute to 24 hours)",
+        "session_ttl_secs" => "Session lifetime (5 minutes to 365 days)",
+        other => other,
+    }
+}
+
+fn settings_page(
+    st: &AppState,
+    me: &Me,
+    r: &Req,
+    p: &ProjectView,
+    f: &SettingsForm,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    render(
+        status,
+        "settings.html",
+        context! {
+            me => me.view(),
+            project => project_view(st, p, "settings"),
+            notice => notice(r),
+            form => f.view(),
+            error,
+        },
+    )
+}
+
+pub async fn settings(
+    State(st): State<AppState>,
+    Path(pid): Path<String>,
+    req: Request,
+) -> Response {
+    let r = req_info(&st, &req);
+    let (me, p) = tri!(load(&st, &r, &pid).await);
+    settings_page(
+        &st,
+        &me,
+        &r,
+        &p,
+        &SettingsForm::of(&p),
+        None,
+        StatusCode::OK,
+    )
+}
+
+pub async fn save_settings(
+    State(st): State<AppState>,
+    Path(pid): Path<String>,
+    req: Request,
+) -> Response {
+    let (r, f): (Req, SettingsForm) = form(&st, req).await;
+    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
+    tri!(me.need_write("projects"));
+    let update = match f.update() {
+        Ok(u) => u,
+        Err(msg) => {
+            return settings_page(
+                &st,
+                &me,
+                &r,
+                &p,
+                &f,
+                Some(msg),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    match me.admin.update_project(&me.caller, &pid, &update).await {
+        Ok(_) => see_other(&format!("/dashboard/projects/{pid}/settings?ok=saved")),
+        Err(AdminError::Invalid { field, message }) => settings_page(
+            &st,
+            &me,
+            &r,
+            &p,
+            &f,
+            Some(format!("{}: {message}.", settings_label(&field))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(e) => me.error(e, &format!("/dashboard/projects/{pid}/settings")),
+    }
+}
