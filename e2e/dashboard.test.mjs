@@ -266,12 +266,22 @@ async function axe(t, page, name) {
 }
 
 // Nothing wider than the viewport (no sideways scrolling of the page itself).
+// On a phone (isMobile) an overflowing page is zoomed out rather than scrolled, so the layout
+// viewport must also be the configured width.
 async function fitsWidth(page, name) {
-  const l = await page.evaluate(() => ({
-    innerWidth: window.innerWidth,
-    scrollWidth: document.documentElement.scrollWidth,
-  }));
-  assert.ok(l.scrollWidth <= l.innerWidth, `${name} scrolls sideways: ${JSON.stringify(l)}`);
+  const want = page.viewportSize().width;
+  const l = await page.evaluate(() => {
+    const w = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > w + 1 && e.parentElement.getBoundingClientRect().right <= w + 1)
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`);
+    return { innerWidth: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, wide };
+  });
+  assert.ok(
+    l.innerWidth === want && l.scrollWidth <= l.innerWidth,
+    `${name} is wider than the ${want}px viewport: ${JSON.stringify(l)}`,
+  );
 }
 
 // axe, the width check and a screenshot: what every page visited gets.
