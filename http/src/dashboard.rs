@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/assets/htmx.min.js", get(|| script(HTMX)))
         .route("/dashboard/assets/dashboard.js", get(|| script(SCRIPT)))
         .route("/dashboard/login", get(auth::login_page).post(auth::login))
+        .route("/dashboard/{*rest}", get(missing))
         .route(
             "/dashboard/verify",
             get(auth::verify_page).post(auth::verify),
@@ -147,6 +148,17 @@ pub fn router() -> Router<AppState> {
             "/dashboard/projects/{project}/sessions/{session}/revoke",
             post(users::revoke_session),
         )
+}
+
+/// An unknown dashboard address: a dashboard page with the way back (not the hosted one).
+async fn missing() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address in the dashboard.",
+        ("/dashboard", "Go to the dashboard"),
+        None,
+    )
 }
 
 async fn script(body: &'static str) -> Response {

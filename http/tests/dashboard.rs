@@ -547,6 +547,31 @@ async fn revoking_an_end_users_session_in_the_dashboard_ends_it(backend: Backend
         d.app.user(&p.host, &token).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // Ban: refused at sign-in from then on; unban lifts it.
+    let uid = href.rsplit('/').next().expect("user id").to_string();
+    let r = d
+        .post(
+            &format!("/dashboard/projects/{}/users/{uid}/ban", p.id),
+            &c,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = d.get(&href, &c).await;
+    assert!(page.body.contains(">banned<") && page.body.contains("Unban"));
+    let asked = d.app.request_link(&p, &ada, None).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    let mail = d.dep.resend.last_to(&ada).await.expect("link");
+    let r = d.app.verify_link(&p.host, &link_token(&mail.link)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a banned user cannot sign in"
+    );
+    // An unknown dashboard address is a dashboard page.
+    let r = d.get("/dashboard/nowhere", &c).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Go to the dashboard"));
     // The overview counts it.
     let o = d.get(&format!("/dashboard/projects/{}", p.id), &c).await;
     assert!(o.body.contains("Active sessions"));
