@@ -97,6 +97,10 @@ pub async fn login_page(State(st): State<AppState>, req: Request) -> Response {
     if super::session(&st, &r).await.is_ok() {
         return Redirect::to("/dashboard").into_response();
     }
+    // The console project exists from the first visit, so an operator can give it a Resend key.
+    if let Err(e) = console_id(&st).await {
+        return unavailable(&e);
+    }
     login_form(&st, &origin, nonce(&r), None, None, StatusCode::OK)
 }
 
