@@ -1,6 +1,7 @@
 import { ReauthError, codeForStatus, isErrorCode } from "./errors.js";
 import { UserCache, tokenKey } from "./internal/cache.js";
 import { deadlines } from "./internal/deadlines.js";
+import { type Answer, nodeTransport } from "./internal/node-http.js";
 import { parseErrorBody, parseSession, parseUser } from "./internal/wire.js";
 import { extractToken } from "./token.js";
 import type { FetchLike, ReauthOptions, ReauthSession, ReauthUser, TokenInput } from "./types.js";
@@ -81,11 +82,54 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
   const cache = options.cache ? new UserCache(options.cache) : null;
   const watch = deadlines(timeoutMs);
 
+  // Node.js: node:http with a keep-alive agent (see internal/node-http.ts); elsewhere, or with a
+  // `fetch` of the caller's, fetch.
+  const node = options.fetch ? null : nodeTransport(base);
+
   /**
    * One call to the server. Returns the parsed JSON body for 2xx (undefined
    * for 204), `null` for 401, and throws ReauthError otherwise.
    */
   async function call(method: "GET" | "POST", path: string, token: string): Promise<unknown> {
+    const { status, text } = node ? await viaNode(method, path, token) : await viaFetch(method, path, token);
+    if (status === 401) return null;
+    let body: unknown = undefined;
+    if (text !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+    }
+    if (status >= 200 && status < 300) {
+      if (status !== 204 && text !== "" && body === undefined) {
+        throw new ReauthError("internal", `reauth: ${method} ${path} answered ${status} with a non-JSON body`, 502);
+      }
+      return body;
+    }
+    const parsed = parseErrorBody(body);
+    if (parsed) {
+      if (isErrorCode(parsed.code)) throw new ReauthError(parsed.code, parsed.message, status);
+      throw new ReauthError("internal", parsed.message, status, { rawCode: parsed.code });
+    }
+    throw new ReauthError(codeForStatus(status), `reauth: ${method} ${path} answered HTTP ${status}`, status);
+  }
+
+  async function viaNode(method: "GET" | "POST", path: string, token: string): Promise<Answer> {
+    const deadline = watch.start(false);
+    try {
+      return await node!(method, path, token, (cancel) => {
+        deadline.fail = cancel;
+      });
+    } catch (err) {
+      throw transportError(err, deadline.timedOut, method, path);
+    } finally {
+      watch.done(deadline);
+      watch.release(deadline);
+    }
+  }
+
+  async function viaFetch(method: "GET" | "POST", path: string, token: string): Promise<Answer> {
     const deadline = watch.start();
     // Whether the request is over when the caller is (not when a timed-out one runs on).
     let over = true;
@@ -110,10 +154,9 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
         }
         throw transportError(err, deadline.timedOut, method, path);
       }
-      let text: string;
       const reading = res.text();
       try {
-        text = await watch.race(reading, deadline);
+        return { status: res.status, text: await watch.race(reading, deadline) };
       } catch (err) {
         if (deadline.timedOut && !deadline.controller) {
           over = false;
@@ -121,28 +164,6 @@ export function createReauth(options: ReauthOptions = {}): ReauthClient {
         }
         throw transportError(err, deadline.timedOut, method, path);
       }
-      const status = res.status;
-      if (status === 401) return null;
-      let body: unknown = undefined;
-      if (text !== "") {
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-      }
-      if (status >= 200 && status < 300) {
-        if (status !== 204 && text !== "" && body === undefined) {
-          throw new ReauthError("internal", `reauth: ${method} ${path} answered ${status} with a non-JSON body`, 502);
-        }
-        return body;
-      }
-      const parsed = parseErrorBody(body);
-      if (parsed) {
-        if (isErrorCode(parsed.code)) throw new ReauthError(parsed.code, parsed.message, status);
-        throw new ReauthError("internal", parsed.message, status, { rawCode: parsed.code });
-      }
-      throw new ReauthError(codeForStatus(status), `reauth: ${method} ${path} answered HTTP ${status}`, status);
     } finally {
       watch.done(deadline);
       if (over) watch.release(deadline);

@@ -53,7 +53,10 @@ export interface ReauthOptions {
   url?: string;
   /** Per-request timeout in milliseconds (default 5000). On expiry calls throw `ReauthError` with code `timeout`. */
   timeoutMs?: number;
-  /** Custom `fetch` implementation (default: the global `fetch`). */
+  /**
+   * Custom `fetch` implementation; every call then goes through it. Default: `node:http` with a
+   * keep-alive agent on Node.js 20.16+, else the global `fetch`.
+   */
   fetch?: FetchLike;
   /** In-process cache of user views keyed by SHA-256 of the token. Off by default. */
   cache?: ReauthCacheOptions | false;

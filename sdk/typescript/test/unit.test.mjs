@@ -105,11 +105,14 @@ describe("createReauth options", () => {
 });
 
 /** A loopback HTTP server answering with `handler`. */
+// The global fetch, passed in: the client then uses fetch on Node.js too (not node:http).
+const viaFetch = (url, init) => fetch(url, init);
+
 async function withServer(handler, fn) {
   const server = createServer(handler);
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   try {
-    return await fn(`http://127.0.0.1:${server.address().port}`);
+    return await fn(`http://127.0.0.1:${server.address().port}`, server);
   } finally {
     server.closeAllConnections?.();
     await new Promise((r) => server.close(r));
@@ -117,8 +120,9 @@ async function withServer(handler, fn) {
 }
 
 describe("transport errors", () => {
-  it("maps a refused connection to unavailable (503)", async () => {
-    const reauth = createReauth({ url: `http://127.0.0.1:${await freePort()}` });
+  for (const [via, fetchOpt] of [["node:http", undefined], ["fetch", viaFetch]]) {
+  it(`maps a refused connection to unavailable (503) (${via})`, async () => {
+    const reauth = createReauth({ url: `http://127.0.0.1:${await freePort()}`, fetch: fetchOpt });
     await assert.rejects(reauth.getUser(TOKEN), (err) => {
       assert.ok(err instanceof ReauthError);
       assert.equal(err.code, "unavailable");
@@ -128,13 +132,13 @@ describe("transport errors", () => {
     });
   });
 
-  it("maps no answer within timeoutMs to timeout (504)", async () => {
+  it(`maps no answer within timeoutMs to timeout (504) (${via})`, async () => {
     await withServer(
       () => {
         /* never answer */
       },
       async (url) => {
-        const reauth = createReauth({ url, timeoutMs: 150 });
+        const reauth = createReauth({ url, timeoutMs: 150, fetch: fetchOpt });
         const t0 = Date.now();
         await assert.rejects(reauth.getUser(TOKEN), (err) => {
           assert.equal(err.code, "timeout");
@@ -146,7 +150,9 @@ describe("transport errors", () => {
     );
   });
 
-  it("times out every call in flight, and one answered in time stays answered", async () => {
+  }
+
+  it("times out every call in flight, and one answered in time stays answered (fetch)", async () => {
     let n = 0;
     await withServer(
       (_req, res) => {
@@ -157,7 +163,7 @@ describe("transport errors", () => {
         }
       },
       async (url) => {
-        const reauth = createReauth({ url, timeoutMs: 120 });
+        const reauth = createReauth({ url, timeoutMs: 120, fetch: viaFetch });
         assert.equal(await reauth.getUser(TOKEN), null);
         const t0 = Date.now();
         const results = await Promise.allSettled(Array.from({ length: 5 }, () => reauth.getUser(TOKEN)));
@@ -168,14 +174,14 @@ describe("transport errors", () => {
     );
   });
 
-  it("after a timeout, calls carry a signal that closes their connection at the deadline", async () => {
+  it("after a timeout, calls carry a signal that closes their connection at the deadline (fetch)", async () => {
     const sockets = new Set();
     await withServer(
       (req) => {
         sockets.add(req.socket); // never answer
       },
       async (url) => {
-        const reauth = createReauth({ url, timeoutMs: 100 });
+        const reauth = createReauth({ url, timeoutMs: 100, fetch: viaFetch });
         // Fast path (no signal): the caller gets its timeout; the request may run on.
         await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout");
         const open = () => [...sockets].filter((s) => !s.destroyed).length;
@@ -191,18 +197,56 @@ describe("transport errors", () => {
     );
   });
 
-  it("times out a body that never finishes", async () => {
+  it("on Node.js keeps one connection alive across calls (node:http)", async () => {
+    let connections = 0;
+    await withServer(
+      (_req, res) => {
+        res.writeHead(401, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { code: "unauthenticated", message: "no" } }));
+      },
+      async (url, server) => {
+        server.on("connection", () => connections++);
+        const reauth = createReauth({ url });
+        for (let i = 0; i < 5; i++) assert.equal(await reauth.getUser(TOKEN), null);
+        assert.equal(connections, 1);
+      },
+    );
+  });
+
+  it("on Node.js closes a call's connection at its deadline (node:http)", async () => {
+    const sockets = [];
+    await withServer(
+      (req) => {
+        sockets.push(req.socket); // never answer
+      },
+      async (url) => {
+        const reauth = createReauth({ url, timeoutMs: 100 });
+        for (let i = 0; i < 2; i++) {
+          await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout" && err.status === 504);
+        }
+        const deadline = Date.now() + 2000;
+        while (sockets.length < 2 || sockets.some((s) => !s.destroyed)) {
+          if (Date.now() > deadline) assert.fail(`connections still open: ${sockets.filter((s) => !s.destroyed).length}`);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      },
+    );
+  });
+
+  for (const [via, fetchOpt] of [["node:http", undefined], ["fetch", viaFetch]]) {
+  it(`times out a body that never finishes (${via})`, async () => {
     await withServer(
       (_req, res) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.write('{"user_id":');
       },
       async (url) => {
-        const reauth = createReauth({ url, timeoutMs: 150 });
+        const reauth = createReauth({ url, timeoutMs: 150, fetch: fetchOpt });
         await assert.rejects(reauth.getUser(TOKEN), (err) => err.code === "timeout");
       },
     );
   });
+  }
 });
 
 describe("error answers", () => {

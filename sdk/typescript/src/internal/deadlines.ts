@@ -23,14 +23,15 @@ export interface Deadline {
   timedOut: boolean;
   at: number;
   timer?: ReturnType<typeof setTimeout>;
-  /** Fast path: rejects the current race. */
-  fail?: (err: unknown) => void;
+  /** Called at the deadline: rejects the current race, or ends a `node:http` request. */
+  fail?: (err: Error) => void;
   /** Fast path: still counted among the requests without a signal. */
   unguarded: boolean;
 }
 
 export interface Deadlines {
-  start(): Deadline;
+  /** `signal: false` for a call its transport ends itself through {@link Deadline.fail}. */
+  start(signal?: boolean): Deadline;
   /** `p`, rejected at the deadline when the call has no signal (`p` itself runs on). */
   race<T>(p: Promise<T>, d: Deadline): Promise<T>;
   /** The caller is done with the call: stop watching it. */
@@ -63,8 +64,8 @@ function sweeping(timeoutMs: number): Deadlines {
       pending.delete(d);
       d.timedOut = true;
       guardedUntil = now + cooldownMs;
-      if (d.controller) d.controller.abort();
-      else d.fail?.(timedOutError());
+      d.controller?.abort();
+      d.fail?.(timedOutError());
     }
     if (pending.size === 0 && timer !== null) {
       clearInterval(timer);
@@ -73,12 +74,12 @@ function sweeping(timeoutMs: number): Deadlines {
   };
 
   return {
-    start() {
+    start(signal = true) {
       const now = Date.now();
-      const fast = unguarded < MAX_UNGUARDED && now >= guardedUntil;
+      const fast = signal && unguarded < MAX_UNGUARDED && now >= guardedUntil;
       if (fast) unguarded++;
       const d: Deadline = {
-        controller: fast ? null : new AbortController(),
+        controller: signal && !fast ? new AbortController() : null,
         timedOut: false,
         at: now + timeoutMs,
         unguarded: fast,
@@ -114,11 +115,12 @@ function sweeping(timeoutMs: number): Deadlines {
 /** Anywhere: a timer and a signal per call. */
 function perCall(timeoutMs: number): Deadlines {
   return {
-    start() {
-      const d: Deadline = { controller: new AbortController(), timedOut: false, at: 0, unguarded: false };
+    start(signal = true) {
+      const d: Deadline = { controller: signal ? new AbortController() : null, timedOut: false, at: 0, unguarded: false };
       d.timer = setTimeout(() => {
         d.timedOut = true;
-        d.controller!.abort();
+        d.controller?.abort();
+        d.fail?.(timedOutError());
       }, timeoutMs);
       return d;
     },
