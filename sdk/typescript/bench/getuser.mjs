@@ -67,6 +67,8 @@ try {
   const session = await login(server.url, "bench@example.com");
   const reauth = createReauth({ url: server.url });
   const cached = createReauth({ url: server.url, cache: { ttlMs: 5000 } });
+  // The same client on the global fetch (what edge runtimes and older Node.js use).
+  const viaFetch = createReauth({ url: server.url, fetch: (url, init) => fetch(url, init) });
   const healthz = async () => {
     const res = await fetch(`${server.url}/healthz`);
     await res.arrayBuffer();
@@ -76,6 +78,10 @@ try {
     const user = await reauth.getUser(session.token);
     if (!user) throw new Error("getUser() returned null during the benchmark");
   };
+  const getUserFetch = async () => {
+    const user = await viaFetch.getUser(session.token);
+    if (!user) throw new Error("getUser() returned null during the benchmark");
+  };
   const getUserCached = async () => {
     const user = await cached.getUser(session.token);
     if (!user) throw new Error("getUser() returned null during the benchmark");
@@ -83,9 +89,10 @@ try {
 
   await run(healthz, WARMUP_S);
   await run(getUser, WARMUP_S);
+  await run(getUserFetch, WARMUP_S);
   await run(getUserCached, Math.min(WARMUP_S, 0.2));
   // Interleave the rows in ROUNDS slices so drifting background load hits them alike.
-  const acc = [healthz, getUser, getUserCached].map(() => ({ latencies: [], elapsed: 0, cpuUs: 0 }));
+  const acc = [healthz, getUser, getUserCached, getUserFetch].map(() => ({ latencies: [], elapsed: 0, cpuUs: 0 }));
   // Each round also gives a paired ratio (getUser / bare fetch in adjacent slices); their median
   // is what bursts of other work on the machine disturb least.
   const paired = [];
@@ -100,6 +107,7 @@ try {
       await run(getUser, DURATION_S / ROUNDS, acc[1]);
       await run(healthz, DURATION_S / ROUNDS, acc[0]);
     }
+    await run(getUserFetch, DURATION_S / ROUNDS, acc[3]);
     await run(getUserCached, DURATION_S / ROUNDS, acc[2]);
     const h = (acc[0].latencies.length - h0) / (acc[0].elapsed - he0);
     const u = (acc[1].latencies.length - u0) / (acc[1].elapsed - ue0);
@@ -111,6 +119,7 @@ try {
     ["bare `fetch` GET /healthz", summarize(acc[0])],
     ["`getUser(token)` (GET /v1/user)", summarize(acc[1])],
     ["`getUser(token)` with `cache: { ttlMs: 5000 }`", summarize(acc[2])],
+    ["`getUser(token)` through `fetch` (option `fetch`)", summarize(acc[3])],
   ];
 
   const loadAfter = loadavg()[0];
@@ -145,6 +154,7 @@ ${rows.map(([name, r]) => `| ${name} | ${fmt(r.count)} | ${fmt(r.rps)} | ${fmt(r
 
 **Ratio** \`getUser()\` / bare \`fetch /healthz\` throughput: **${ratio.toFixed(2)}×** (p50 ${(rows[1][1].p50 / rows[0][1].p50).toFixed(2)}×);
 median of the ${ROUNDS} per-slice ratios ${medianPaired.toFixed(2)}× (range ${paired[0].toFixed(2)}–${paired[paired.length - 1].toFixed(2)}).
+Through the global \`fetch\` instead of \`node:http\` (edge runtimes, Node.js before 20.16, a \`fetch\` in the options): ${(rows[3][1].rps / rows[0][1].rps).toFixed(2)}×.
 The cached call: p50 ${(rows[2][1].p50 * 1000).toFixed(0)} µs under the same ${CONCURRENCY}-way load, ${(rows[2][1].rps / rows[0][1].rps).toFixed(1)}× the bare \`fetch\` throughput.
 With the in-process cache the call is served from memory (SHA-256 of the token + map lookup) and does not reach the server while the entry is fresh.
 

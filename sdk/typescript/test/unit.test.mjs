@@ -294,3 +294,13 @@ describe("error answers", () => {
     for (const c of ["unauthenticated", "unavailable", "timeout", "internal"]) assert.ok(ERROR_CODES.includes(c));
   });
 });
+
+describe("cache keys", () => {
+  it("are the SHA-256 of the token in hex, as WebCrypto computes it", async () => {
+    const { tokenKey } = await import("../dist/esm/internal/cache.js");
+    const token = "Zm9vYmFyYmF6cXV4cXV1eHF1dXpxdXV6cXV1enF1dXo";
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    assert.equal(await tokenKey(token), hex);
+  });
+});
