@@ -141,7 +141,7 @@ TypeScript SDK (\`@reauth/sdk\`) calling a warm local \`reauth dev\` server over
 | --- | --- |
 | machine | ${cpus().length} cores (\`nproc\` = ${execFileSync("nproc").toString().trim()}), ${cpus()[0]?.model ?? "?"} |
 | node | ${process.version} (global \`fetch\` = undici) |
-| server | \`${relative(resolve(SDK_DIR, "..", ".."), server.bin) || server.bin}\` (${/[\\/]release[\\/]/.test(server.bin) ? "release" : "debug"} build) — \`dev --listen 127.0.0.1:PORT --data-dir <tmp>\`, same machine |
+| server | \`${relative(resolve(SDK_DIR, "..", ".."), server.bin).startsWith("..") ? server.bin : relative(resolve(SDK_DIR, "..", ".."), server.bin)}\` (${/[\\/]release[\\/]/.test(server.bin) ? "release" : "debug"} build) — \`dev --listen 127.0.0.1:PORT --data-dir <tmp>\`, same machine |
 | 1-min load average | ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after (other work on the machine skews the figures) |
 | command | \`cd sdk/typescript && npm run bench\` (\`node bench/getuser.mjs --concurrency ${CONCURRENCY} --duration ${DURATION_S}\`) |
 | load | ${CONCURRENCY} requests in flight, ${DURATION_S} s per row (interleaved in ${ROUNDS} slices) after ${WARMUP_S} s warm-up, one logged-in session |
