@@ -31,7 +31,7 @@ mod users;
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::{FromRequest, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -148,6 +148,16 @@ pub fn router() -> Router<AppState> {
             "/dashboard/projects/{project}/sessions/{session}/revoke",
             post(users::revoke_session),
         )
+        .route_layer(axum::middleware::from_fn(no_nul_in_path))
+}
+
+/// No id holds a NUL (and PostgreSQL text cannot): such an address is "not found" before any
+/// id reaches SQL. A NUL can only arrive percent-encoded.
+async fn no_nul_in_path(req: Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path().contains("%00") {
+        return missing().await;
+    }
+    next.run(req).await
 }
 
 /// An unknown dashboard address: a dashboard page with the way back (not the hosted one).
@@ -358,6 +368,8 @@ fn unconfigured() -> Response {
 /// What handlers need from a request besides its form.
 pub(crate) struct Req {
     pub headers: HeaderMap,
+    /// The form held a NUL character (which no field may hold, and PostgreSQL text cannot).
+    pub nul: bool,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
@@ -368,6 +380,7 @@ pub(crate) fn req_info(st: &AppState, req: &Request) -> Req {
     let c = extract::client(st, req);
     Req {
         headers: req.headers().clone(),
+        nul: false,
         ip: c.ip,
         user_agent: c.user_agent,
         request_id: req
@@ -383,6 +396,7 @@ impl Req {
     pub fn query<T: DeserializeOwned + Default>(&self) -> T {
         self.query
             .as_deref()
+            .filter(|q| !q.contains("%00"))
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default()
     }
@@ -391,11 +405,16 @@ impl Req {
 /// The request's info and its url-encoded form (a body that cannot be read is an empty form,
 /// which then fails the CSRF check or the field validation with a readable page).
 pub(crate) async fn form<T: DeserializeOwned + Default>(st: &AppState, req: Request) -> (Req, T) {
-    let info = req_info(st, &req);
-    let f = match axum::Form::<T>::from_request(req, st).await {
-        Ok(axum::Form(f)) => f,
-        Err(_) => T::default(),
-    };
+    let mut info = req_info(st, &req);
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    // A NUL can only arrive percent-encoded.
+    if body.windows(3).any(|w| w == b"%00") {
+        info.nul = true;
+        return (info, T::default());
+    }
+    let f = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     (info, f)
 }
 
@@ -472,6 +491,15 @@ fn clear_cookie(origin: &str) -> HeaderValue {
 /// Refuse a POST that is not from the dashboard's own pages: a present `Origin` must be the
 /// dashboard's and the form's token must match the session.
 pub(crate) fn check_post(st: &AppState, s: &Session, r: &Req, csrf: &str) -> Result<(), Response> {
+    if r.nul {
+        return Err(message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please check the form",
+            "The form held a NUL character, which no field may contain. Nothing was changed.",
+            ("/dashboard", "Back to the dashboard"),
+            None,
+        ));
+    }
     let origin = origin(st).unwrap_or_default();
     if same_origin(&origin, &r.headers) && ct_eq(csrf.as_bytes(), s.csrf().as_bytes()) {
         return Ok(());

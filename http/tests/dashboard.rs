@@ -568,6 +568,23 @@ async fn revoking_an_end_users_session_in_the_dashboard_ends_it(backend: Backend
         StatusCode::FORBIDDEN,
         "a banned user cannot sign in"
     );
+    // A NUL in an id, a search or a form field is refused before SQL (not a 503).
+    let r = d
+        .get(&format!("/dashboard/projects/{}%00/users", p.id), &c)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = d
+        .get(&format!("/dashboard/projects/{}/users?q=a%00b", p.id), &c)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = d
+        .post(
+            &format!("/dashboard/projects/{}/branding", p.id),
+            &c,
+            &[("csrf", &csrf), ("name", "a\0b")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     // An unknown dashboard address is a dashboard page.
     let r = d.get("/dashboard/nowhere", &c).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
