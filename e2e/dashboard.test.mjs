@@ -357,6 +357,23 @@ test('the developer dashboard: sign in, create and brand a project, see and revo
       visited.push(page.url());
       await check(t, page, 'projects');
 
+      // Keyboard: the first Tab reaches "Skip to content", shown with a visible focus ring; the
+      // next ones walk the header's links, each with a ring too.
+      await page.keyboard.press('Tab');
+      const focused = () =>
+        page.evaluate(() => {
+          const e = document.activeElement;
+          const cs = getComputedStyle(e);
+          const r = e.getBoundingClientRect();
+          return { text: e.textContent.trim(), outline: cs.outlineStyle, width: parseFloat(cs.outlineWidth), visible: r.left >= 0 && r.top >= 0 };
+        });
+      const skip = await focused();
+      assert.equal(skip.text, 'Skip to content');
+      assert.ok(skip.visible && skip.outline !== 'none' && skip.width >= 2, `skip link focus: ${JSON.stringify(skip)}`);
+      await page.keyboard.press('Tab');
+      const next = await focused();
+      assert.ok(next.outline !== 'none' && next.width >= 2, `focus ring: ${JSON.stringify(next)}`);
+
       // 3. Create a project: its overview.
       await page.getByLabel('Slug').fill(slug);
       await page.getByLabel('Name', { exact: true }).fill('Acme');
