@@ -19,48 +19,31 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import {
+  E2E_DIR,
+  REPO,
+  SCREENSHOTS,
+  STARTUP_TIMEOUT_MS,
+  STEP_TIMEOUT_MS,
+  freePort,
+  launchBrowser,
+  outboxEmailFor,
+  sleep,
+  startServer,
+  stopServer,
+} from './support.mjs';
 
-const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(E2E_DIR, '..');
 const SDK_DIR = path.join(REPO, 'sdk', 'typescript');
 const NEXT_APP = path.join(E2E_DIR, 'next-app');
 const NEXT_EDGE = path.join(NEXT_APP, '.edge-build'); // gitignored copy with middleware.ts
 const EXPRESS_APP = path.join(E2E_DIR, 'express-app');
-const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-const STARTUP_TIMEOUT_MS = 30_000;
-const STEP_TIMEOUT_MS = 15_000;
 const SETUP_TIMEOUT_MS = 10 * 60_000; // npm ci of Next.js on a cold cache, then two builds
 
 const run = promisify(execFile);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function serverBinary() {
-  if (process.env.REAUTH_BIN) return path.resolve(REPO, process.env.REAUTH_BIN);
-  if (process.env.CARGO_TARGET_DIR) {
-    return path.resolve(REPO, process.env.CARGO_TARGET_DIR, 'debug', 'reauth');
-  }
-  return path.join(REPO, 'target', 'debug', 'reauth');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // ---- processes ------------------------------------------------------------------------------
 
@@ -151,42 +134,9 @@ async function sh(cmd, args, cwd, env = {}) {
 
 // ---- reauth dev -----------------------------------------------------------------------------
 
-let reauth; // launched process + { base }
-
-async function startReauth() {
-  const bin = serverBinary();
-  if (!existsSync(bin)) {
-    throw new Error(`reauth binary not found at ${bin}. Build it first (cargo build -p reauth-http --bin reauth), or point REAUTH_BIN / CARGO_TARGET_DIR at it.`);
-  }
-  const port = await freePort();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'reauth-e2e-apps-'));
-  // Keep a developer's REAUTH_* settings away from the test server; logging knobs pass through.
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('REAUTH_') && k !== 'REAUTH_LOG_LEVEL' && k !== 'REAUTH_LOG_FORMAT') continue;
-    env[k] = v;
-  }
-  env.NO_COLOR = '1';
-  const args = ['dev', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--data-dir', dataDir];
-  const p = launch('reauth dev', bin, args, { env });
-  // The dev project's canonical host is localhost: its cookie is host-bound to `localhost`, which
-  // the apps (on other localhost ports) therefore receive too.
-  reauth = Object.assign(p, { base: `http://localhost:${port}`, dataDir });
-  await waitForHttp(p, `http://127.0.0.1:${port}/healthz`, 200);
-}
-
-async function outboxEmailFor(to) {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  let last;
-  while (Date.now() < deadline) {
-    const res = await fetch(`${reauth.base}/dev/outbox`, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
-    last = await res.json();
-    const hit = last.emails?.find((e) => e.to === to);
-    if (hit) return hit;
-    await sleep(100);
-  }
-  assert.fail(`no email to ${to} in /dev/outbox: ${JSON.stringify(last).slice(0, 2_000)}`);
-}
+// The dev project's canonical host is localhost: its cookie is host-bound to `localhost`, which
+// the apps (on other localhost ports) therefore receive too.
+let reauth; // support.mjs's server: { base: http://localhost:PORT, log(), ... }
 
 // ---- apps -----------------------------------------------------------------------------------
 
@@ -241,19 +191,6 @@ async function startApp(name, dir, cmd, args, extraEnv = {}) {
 
 let browser;
 
-async function launchBrowser() {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}. Install Debian's chromium with scripts/ensure-chromium.`);
-  }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STARTUP_TIMEOUT_MS,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
-
 async function withDiagnostics(t, page, name, apps, consoleLines, fn) {
   try {
     await fn();
@@ -267,8 +204,8 @@ async function withDiagnostics(t, page, name, apps, consoleLines, fn) {
       /* the page may be gone */
     }
     for (const line of consoleLines) t.diagnostic(`browser console ${line}`);
-    for (const p of [reauth, ...apps]) {
-      t.diagnostic(`--- ${p?.name} output (tail) ---`);
+    for (const p of [{ name: 'reauth dev', log: () => reauth?.log() ?? '' }, ...apps]) {
+      t.diagnostic(`--- ${p.name} output (tail) ---`);
       for (const line of (p?.log().slice(-6_000) ?? '').split('\n')) t.diagnostic(line);
     }
     throw err;
@@ -300,7 +237,7 @@ async function journey(t, app, name) {
       await page.getByLabel('Email address').fill(email);
       await page.getByRole('button', { name: 'Email me a sign-in link' }).click();
       await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
-      const mail = await outboxEmailFor(email);
+      const mail = await outboxEmailFor(reauth, email);
       await page.goto(mail.link);
       await Promise.all([page.waitForURL(dashboard), page.getByRole('button', { name: /^Continue as / }).click()]);
 
@@ -357,14 +294,14 @@ let tarball;
 
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'reauth-e2e-sdk-'));
-  await startReauth();
+  reauth = await startServer();
   [tarball, browser] = await Promise.all([packSdk(tmp), launchBrowser()]);
 }, { timeout: 2 * STARTUP_TIMEOUT_MS });
 
 after(async () => {
   await browser?.close().catch(() => {});
   for (const p of [...procs]) await stop(p);
-  if (reauth?.dataDir) await rm(reauth.dataDir, { recursive: true, force: true }).catch(() => {});
+  await stopServer(reauth);
   if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
 }, { timeout: 30_000 });
 
