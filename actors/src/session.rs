@@ -92,7 +92,13 @@ pub enum SessionMsg {
     /// The project's configuration changed (plan mapping, features, branding, TTLs): rebuild
     /// and republish every view from the new snapshot.
     Republish,
+    /// Answered once reached: everything sent before it has been applied.
+    Sync(RpcReplyPort<()>),
 }
+
+/// How long a writer waits for this instance's resident actor to apply its change before it
+/// answers anyway (the change is stored; the actor applies it when it gets there).
+const SETTLE_MS: u64 = 1_000;
 
 /// The answer of a renewal's SQL write.
 pub enum Renewal {
@@ -418,6 +424,9 @@ impl Actor for SessionActor {
                 state.publish_all(now_ms());
             }
             SessionMsg::Republish => state.publish_all(now_ms()),
+            SessionMsg::Sync(reply) => {
+                let _ = reply.send(());
+            }
             SessionMsg::Subscription(sub) => {
                 // The revalidation pass re-sends what changed in its window: nothing to do
                 // for what is already held.
@@ -694,7 +703,9 @@ impl Sessions {
                 cache_user_state(&self.svc, &st).await;
                 // Other instances get the state itself: no store round trip before it shows.
                 let payload = serde_json::to_value(&st)?;
+                let uid = st.user.id.clone();
                 self.apply_user_state(st);
+                self.settle(&uid).await;
                 self.publish("user.state", payload).await;
                 Ok(())
             }
@@ -714,7 +725,18 @@ impl Sessions {
         let _ = self.svc.cache.del(&format!("user:{user_id}")).await;
         let payload = serde_json::json!({ "user_id": user_id, "subscription": &sub });
         self.apply_subscription(user_id, sub);
+        self.settle(user_id).await;
         self.publish("user.subscription", payload).await;
+    }
+
+    /// Wait (briefly) until this instance's resident actor of the user has applied what was
+    /// sent to it, so the writer's answer (a webhook's 200) comes after the change shows here:
+    /// a read that follows it on this instance sees it.
+    async fn settle(&self, user_id: &str) {
+        if let Some(a) = self.registry.peek(&Arc::from(user_id)) {
+            self.registry.metrics().enqueued();
+            let _ = ractor::call_t!(a, SessionMsg::Sync, SETTLE_MS);
+        }
     }
 
     pub fn apply_subscription(&self, user_id: &str, sub: SubscriptionRecord) {
