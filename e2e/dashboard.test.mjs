@@ -5,242 +5,19 @@
 // makes /v1/user 401. axe-core runs on every page visited (no serious or critical violations),
 // and every page is screenshotted at desktop and phone width (e2e/screenshots, gitignored).
 //
-// Startup helpers as in login.test.mjs. Run with `npm test` from e2e/ (needs a built server).
+// Startup helpers in support.mjs. Run with `npm test` from e2e/ (needs a built server).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import * as support from './support.mjs';
+import { PHONE, STARTUP_TIMEOUT_MS, STEP_TIMEOUT_MS, launchBrowser, shot, startServer, stopServer } from './support.mjs';
 
-const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(E2E_DIR, '..');
-const SCREENSHOTS = path.join(E2E_DIR, 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-
-const STARTUP_TIMEOUT_MS = 30_000;
-const STEP_TIMEOUT_MS = 15_000;
-const PHONE = { width: 390, height: 844 };
-
-function serverBinary() {
-  if (process.env.REAUTH_BIN) return path.resolve(REPO, process.env.REAUTH_BIN);
-  if (process.env.CARGO_TARGET_DIR) {
-    return path.resolve(REPO, process.env.CARGO_TARGET_DIR, 'debug', 'reauth');
-  }
-  return path.join(REPO, 'target', 'debug', 'reauth');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ---- server ---------------------------------------------------------------------------------
-
-let server; // { proc, port, base, dataDir, log(), exited }
-
-async function startServer() {
-  const bin = serverBinary();
-  if (!existsSync(bin)) {
-    throw new Error(
-      `reauth binary not found at ${bin}. Build it first (cargo build -p reauth-http, or ` +
-        `cargo build), or point REAUTH_BIN / CARGO_TARGET_DIR at it.`,
-    );
-  }
-  const port = await freePort();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'reauth-e2e-'));
-  // Keep a developer's REAUTH_* settings (database, redis, config file...) away from the test
-  // server; only logging knobs pass through.
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('REAUTH_') && k !== 'REAUTH_LOG_LEVEL' && k !== 'REAUTH_LOG_FORMAT') continue;
-    env[k] = v;
-  }
-  env.NO_COLOR = '1';
-  const args = ['dev', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--data-dir', dataDir];
-  const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (chunk) => {
-    output += chunk.toString();
-    if (output.length > 200_000) output = output.slice(-100_000);
-  };
-  proc.stdout.on('data', keep);
-  proc.stderr.on('data', keep);
-  let exited = null;
-  const exitedP = new Promise((resolve) => {
-    proc.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    });
-    proc.once('error', (err) => {
-      exited = { error: err };
-      resolve(exited);
-    });
-  });
-  server = {
-    proc,
-    port,
-    base: `http://localhost:${port}`,
-    dataDir,
-    log: () => output,
-    exited: () => exited,
-    exitedP,
-    cmd: `${bin} ${args.join(' ')}`,
-  };
-
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (exited) {
-      throw new Error(
-        `reauth exited before becoming healthy (${JSON.stringify(exited)}): ${server.cmd}\n` +
-          `--- server output ---\n${output}`,
-      );
-    }
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
-        signal: AbortSignal.timeout(2_000),
-      });
-      if (res.status === 200) return;
-      last = `HTTP ${res.status}`;
-    } catch (e) {
-      last = e.cause?.code || e.message;
-    }
-    await sleep(100);
-  }
-  throw new Error(
-    `reauth did not answer GET /healthz with 200 within ${STARTUP_TIMEOUT_MS} ms ` +
-      `(last: ${last}): ${server.cmd}\n--- server output ---\n${output}`,
-  );
-}
-
-async function stopServer() {
-  if (!server) return;
-  const { proc, exitedP, dataDir } = server;
-  if (!server.exited()) {
-    proc.kill('SIGTERM');
-    const done = await Promise.race([exitedP, sleep(5_000).then(() => null)]);
-    if (!done) {
-      proc.kill('SIGKILL');
-      await Promise.race([exitedP, sleep(2_000)]);
-    }
-  }
-  await rm(dataDir, { recursive: true, force: true }).catch(() => {});
-}
-
-// Last resort if the runner dies between hooks: never leave the server running.
-process.on('exit', () => {
-  if (server && !server.exited()) server.proc.kill('SIGKILL');
-});
-
-// ---- browser --------------------------------------------------------------------------------
-
+let server;
 let browser;
 
-async function launchBrowser() {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}. Install Debian's chromium with scripts/ensure-chromium ` +
-        `(as root: apt-get install -y --no-install-recommends chromium).`,
-    );
-  }
-  // No --user-data-dir here: playwright's launch() gives each browser a fresh temporary profile
-  // (and refuses a user-data-dir argument).
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STARTUP_TIMEOUT_MS,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
-
-async function newPhoneContext() {
-  const ctx = await browser.newContext({
-    viewport: PHONE,
-    deviceScaleFactor: 2,
-    isMobile: true,
-    hasTouch: true,
-  });
-  ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
-  ctx.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-  return ctx;
-}
-
-// On failure: save what the page showed and the server's output, then rethrow.
-async function withDiagnostics(t, page, name, fn) {
-  try {
-    await fn();
-  } catch (err) {
-    try {
-      mkdirSync(SCREENSHOTS, { recursive: true });
-      const shot = path.join(SCREENSHOTS, `${name}-failure.png`);
-      await page.screenshot({ path: shot, fullPage: true, timeout: 5_000 });
-      t.diagnostic(`page at failure: ${page.url()} (screenshot ${shot})`);
-    } catch {
-      /* the page may be gone */
-    }
-    t.diagnostic('--- server output (tail) ---');
-    for (const line of (server?.log().slice(-8_000) ?? '').split('\n')) t.diagnostic(line);
-    throw err;
-  }
-}
-
-// Screenshots (gitignored) for a person to look at; the assertions do not depend on them.
-async function shot(page, name) {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, name), fullPage: true });
-}
-
-async function fetchJson(url, init = {}) {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
-  const text = await res.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body };
-}
-
-// The newest outbox email to `to` (the outbox lists newest first); polls briefly.
-async function outboxEmailFor(to) {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fetchJson(`${server.base}/dev/outbox`);
-    assert.equal(last.status, 200, `GET /dev/outbox: HTTP ${last.status} ${JSON.stringify(last.body)}`);
-    assert.ok(Array.isArray(last.body?.emails), `GET /dev/outbox: no "emails" array: ${JSON.stringify(last.body)}`);
-    const hit = last.body.emails.find((e) => e.to === to);
-    if (hit) return hit;
-    await sleep(100);
-  }
-  assert.fail(`no email to ${to} in /dev/outbox: ${JSON.stringify(last?.body).slice(0, 2_000)}`);
-}
+const withDiagnostics = (t, page, name, fn) => support.withDiagnostics(t, server, page, name, fn);
+const outboxEmailFor = (to) => support.outboxEmailFor(server, to);
 
 // ---- accessibility and screenshots ------------------------------------------------------------
 
@@ -310,13 +87,13 @@ async function newContext(viewport) {
 // ---- hooks ----------------------------------------------------------------------------------
 
 before(async () => {
-  await startServer();
+  server = await startServer();
   browser = await launchBrowser();
 }, { timeout: 2 * STARTUP_TIMEOUT_MS });
 
 after(async () => {
   await browser?.close().catch(() => {});
-  await stopServer();
+  await stopServer(server);
 }, { timeout: 20_000 });
 
 // ---- the journey ------------------------------------------------------------------------------

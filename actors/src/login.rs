@@ -427,7 +427,13 @@ fn origin_url(project: &Project) -> Result<String, LoginError> {
         })
 }
 
-fn google_client(svc: &Svc, project: &Project) -> Result<GoogleClient, LoginError> {
+/// The OAuth client of the project; `callback` replaces `<origin>/callback/google` (the
+/// dashboard's own, built from its configured origin — never from a request).
+fn google_client(
+    svc: &Svc,
+    project: &Project,
+    callback: Option<&str>,
+) -> Result<GoogleClient, LoginError> {
     let (Some(id), Some(secret)) = (&project.google_client_id, &project.google_client_secret)
     else {
         return Err(LoginError::GoogleNotConfigured);
@@ -440,7 +446,11 @@ fn google_client(svc: &Svc, project: &Project) -> Result<GoogleClient, LoginErro
         .set_auth_uri(AuthUrl::new(s.google_auth_url.clone()).map_err(bad)?)
         .set_token_uri(TokenUrl::new(s.google_token_url.clone()).map_err(bad)?)
         .set_redirect_uri(
-            RedirectUrl::new(format!("{}/callback/google", origin_url(project)?)).map_err(bad)?,
+            RedirectUrl::new(match callback {
+                Some(c) => c.to_string(),
+                None => format!("{}/callback/google", origin_url(project)?),
+            })
+            .map_err(bad)?,
         )
         .set_auth_type(AuthType::RequestBody))
 }
@@ -453,8 +463,9 @@ pub async fn google_start(
     project: &Project,
     redirect_to: Option<String>,
     browser_hash: String,
+    callback: Option<String>,
 ) -> Result<String, LoginError> {
-    let client = google_client(svc, project)?;
+    let client = google_client(svc, project, callback.as_deref())?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf) = client
         .authorize_url(|| CsrfToken::new(random_token()))
@@ -490,6 +501,8 @@ pub struct GoogleCallback {
     /// The request's id, for the audit log.
     pub request_id: Option<String>,
     pub now: i64,
+    /// The redirect URI the flow started with, when not the project's own.
+    pub callback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -530,7 +543,7 @@ async fn google_finish_inner(
     project: &Project,
     cb: GoogleCallback,
 ) -> Result<(String, String, String), LoginError> {
-    let client = google_client(svc, project)?;
+    let client = google_client(svc, project, cb.callback.as_deref())?;
     if !is_token_shaped(&cb.state) {
         return Err(LoginError::BadState);
     }

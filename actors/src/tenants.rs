@@ -56,6 +56,7 @@ pub enum ProjectMsg {
     GoogleStart {
         redirect_to: Option<String>,
         browser_hash: String,
+        callback: Option<String>,
         reply: RpcReplyPort<Result<String, LoginError>>,
     },
     GoogleFinish(
@@ -207,11 +208,14 @@ impl Actor for ProjectActor {
             ProjectMsg::GoogleStart {
                 redirect_to,
                 browser_hash,
+                callback,
                 reply,
             } => {
                 let (svc, project) = (state.args.svc.clone(), state.project.clone());
                 tokio::spawn(async move {
-                    let r = login::google_start(&svc, &project, redirect_to, browser_hash).await;
+                    let r =
+                        login::google_start(&svc, &project, redirect_to, browser_hash, callback)
+                            .await;
                     let _ = reply.send(r);
                 });
             }
@@ -595,12 +599,14 @@ impl Tenants {
         project_id: &str,
         redirect_to: Option<String>,
         browser_hash: String,
+        callback: Option<String>,
     ) -> Result<String, LoginError> {
         self.call(
             project_id,
             |reply| ProjectMsg::GoogleStart {
                 redirect_to,
                 browser_hash,
+                callback,
                 reply,
             },
             || LoginError::ProjectUnavailable,

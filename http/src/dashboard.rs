@@ -65,6 +65,8 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/assets/htmx.min.js", get(|| script(HTMX)))
         .route("/dashboard/assets/dashboard.js", get(|| script(SCRIPT)))
         .route("/dashboard/login", get(auth::login_page).post(auth::login))
+        .route("/dashboard/login/google", get(auth::google_start))
+        .route("/dashboard/callback/google", get(auth::google_callback))
         .route("/dashboard/{*rest}", get(missing))
         .route(
             "/dashboard/verify",

@@ -6,6 +6,8 @@
 #[macro_use]
 mod common;
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use common::*;
 use reauth_actors::admin::projects::NewProject;
@@ -1075,3 +1077,141 @@ async fn credentials_are_write_only_and_the_plan_editor_saves_the_mapping() {
     }
     d.app.shutdown().await;
 }
+
+/// `GET /dashboard/login/google`: to Google, with the dashboard's own callback (its configured
+/// origin); returns Google's URL and the browser-binding cookie.
+async fn google_start(d: &Dash) -> (String, String) {
+    let r = d.app.get(DASH, "/dashboard/login/google", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let url = r.location().expect("to Google");
+    assert!(url.starts_with(&d.dep.google.url), "{url}");
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2Fdash.test.local%2Fdashboard%2Fcallback%2Fgoogle"),
+        "{url}"
+    );
+    let browser = r
+        .cookie_value("reauth_dashboard_oauth")
+        .expect("browser binding");
+    (url, browser)
+}
+
+async fn google_callback(d: &Dash, code: &str, state: &str, browser: &str) -> Resp {
+    d.app
+        .get(
+            DASH,
+            &format!("/dashboard/callback/google?code={code}&state={state}"),
+            &[("cookie", format!("reauth_dashboard_oauth={browser}"))],
+        )
+        .await
+}
+
+async fn members_sign_in_with_google_when_the_console_project_has_a_client(backend: Backend) {
+    let d = Dash::start(backend).await;
+    let ann = format!("{}@example.com", unique("ann"));
+    let (_, p) = d.org_with_project(&ann).await;
+
+    // No Google client on the console project: no button, and the route says why.
+    let page = d.app.get(DASH, "/dashboard/login", &[]).await;
+    assert!(
+        !page.body.contains("/dashboard/login/google"),
+        "{}",
+        page.body
+    );
+    let r = d.app.get(DASH, "/dashboard/login/google", &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+
+    let console = d.admin().console_project().await.expect("console");
+    d.app
+        .update_project(
+            &console,
+            reauth_actors::store::ProjectPatch {
+                google_client_id: Some(Some("gid-console".into())),
+                google_client_secret: Some(Some(Secret::new("gsecret-console"))),
+                ..Default::default()
+            },
+        )
+        .await;
+    let dir = d.app.handle.state.core.directory.clone();
+    eventually(
+        "the console's Google client loaded",
+        Duration::from_secs(10),
+        || {
+            dir.project(&console)
+                .is_some_and(|p| p.google_client_id.is_some())
+        },
+    )
+    .await;
+    let page = d.app.get(DASH, "/dashboard/login", &[]).await;
+    assert!(
+        page.body.contains("/dashboard/login/google"),
+        "{}",
+        page.body
+    );
+
+    // A member: signed in, the dashboard shows their org's project.
+    d.dep.google.sign_in_as(GoogleProfile {
+        sub: unique("g"),
+        email: ann.clone(),
+        email_verified: true,
+        name: "Ann".into(),
+    });
+    let (url, browser) = google_start(&d).await;
+    let (code, state) = d.dep.google.approve(url).await;
+    let r = google_callback(&d, &code, &state, &browser).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location().as_deref(), Some("/dashboard"));
+    let cookie = r
+        .cookie_value("reauth_dashboard")
+        .expect("dashboard cookie");
+    let home = d.get("/dashboard", &cookie).await;
+    let projects = if home.status == StatusCode::SEE_OTHER {
+        d.get(&home.location().expect("to the org"), &cookie).await
+    } else {
+        home
+    };
+    assert_eq!(projects.status, StatusCode::OK, "{}", projects.body);
+    assert!(projects.body.contains(&p.slug), "{}", projects.body);
+    // The token exchange used the same redirect URI (Google requires it).
+    let reqs = d.dep.google.token_requests();
+    assert_eq!(
+        reqs.last()
+            .and_then(|r| r.get("redirect_uri"))
+            .and_then(|v| v.as_str()),
+        Some("http://dash.test.local/dashboard/callback/google"),
+        "{reqs:?}"
+    );
+
+    // Someone with a Google account who is no member: refused, no cookie.
+    d.dep.google.sign_in_as(GoogleProfile {
+        sub: unique("g"),
+        email: format!("{}@example.com", unique("stranger")),
+        email_verified: true,
+        name: "Stranger".into(),
+    });
+    let (url, browser) = google_start(&d).await;
+    let (code, state) = d.dep.google.approve(url).await;
+    let r = google_callback(&d, &code, &state, &browser).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.cookie_value("reauth_dashboard")
+            .is_none_or(|c| c.is_empty())
+    );
+
+    // A callback from another browser (not the one that started it): refused.
+    d.dep.google.sign_in_as(GoogleProfile {
+        sub: unique("g"),
+        email: ann.clone(),
+        email_verified: true,
+        name: "Ann".into(),
+    });
+    let (url, _) = google_start(&d).await;
+    let (code, state) = d.dep.google.approve(url).await;
+    let r = google_callback(&d, &code, &state, "someone-elses-cookie").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.cookie_value("reauth_dashboard")
+            .is_none_or(|c| c.is_empty())
+    );
+    d.app.shutdown().await;
+}
+on_both!(members_sign_in_with_google_when_the_console_project_has_a_client);

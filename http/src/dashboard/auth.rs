@@ -62,7 +62,7 @@ fn origin_or(st: &AppState, r: &Req, path: &str) -> Result<String, Response> {
     Ok(o)
 }
 
-fn login_form(
+async fn login_form(
     st: &AppState,
     origin: &str,
     nonce: (String, bool),
@@ -71,6 +71,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let dev = st.mode == Mode::Dev;
+    let google = google_enabled(st).await;
     let mut res = render(
         status,
         "auth.html",
@@ -80,6 +81,7 @@ fn login_form(
             email => email.or(dev.then_some(super::DEV_OWNER)),
             error,
             dev,
+            google,
         },
     );
     if nonce.1 {
@@ -101,7 +103,7 @@ pub async fn login_page(State(st): State<AppState>, req: Request) -> Response {
     if let Err(e) = console_id(&st).await {
         return unavailable(&e);
     }
-    login_form(&st, &origin, nonce(&r), None, None, StatusCode::OK)
+    login_form(&st, &origin, nonce(&r), None, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize, Default)]
@@ -130,7 +132,8 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
             Some(&f.email),
             Some("This form expired or did not come from this page. Please try again."),
             StatusCode::FORBIDDEN,
-        );
+        )
+        .await;
     }
     let Some(email) = Email::parse(&f.email) else {
         return login_form(
@@ -140,7 +143,8 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Response {
             Some(&f.email),
             Some("That doesn't look like an email address."),
             StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        )
+        .await;
     };
     let console = match console_id(&st).await {
         Ok(c) => c,
@@ -255,6 +259,22 @@ fn link_error(e: &LoginError) -> Response {
             "Account suspended",
             "This address may not sign in to the dashboard.",
         ),
+        LoginError::BadState => (
+            StatusCode::BAD_REQUEST,
+            "Sign-in not recognised",
+            "This Google sign-in expired or was started in another browser. Please start again.",
+        ),
+        LoginError::EmailUnverified => (
+            StatusCode::FORBIDDEN,
+            "Email not verified",
+            "Google has not verified this account's email address, so it cannot sign in.",
+        ),
+        LoginError::Provider(_) => (
+            StatusCode::BAD_GATEWAY,
+            "Google did not answer",
+            "Google could not complete the sign-in just now. Please try again.",
+        ),
+        LoginError::GoogleNotConfigured => return google_off(),
         _ => {
             tracing::error!(error = %e, "dashboard sign-in failed");
             (
@@ -392,9 +412,25 @@ pub async fn verify(State(st): State<AppState>, req: Request) -> Response {
         Ok((token, _)) => token,
         Err(e) => return link_error(&e),
     };
-    let email = match st.core.sessions.lookup(&console, &token, now).await {
+    member_signed_in(&st, &origin, &project, &token, r.ip.clone(), now)
+        .await
+        .unwrap_or_else(|| link_error(&LoginError::LinkUnknown))
+}
+
+/// A console session was just made (magic link or Google): keep it only for an org member,
+/// and give it the dashboard cookie. `None` when the session cannot be read back.
+async fn member_signed_in(
+    st: &AppState,
+    origin: &str,
+    project: &reauth_actors::model::ProjectRef,
+    token: &str,
+    ip: Option<String>,
+    now: i64,
+) -> Option<Response> {
+    let console = &project.id;
+    let email = match st.core.sessions.lookup(console, token, now).await {
         Ok(Some(v)) => v.email.clone(),
-        _ => return link_error(&LoginError::LinkUnknown),
+        _ => return None,
     };
     let admin = Admin::new(&st.core);
     // Removed from every org since the link was sent: no session.
@@ -404,21 +440,172 @@ pub async fn verify(State(st): State<AppState>, req: Request) -> Response {
         .map(|m| m.is_empty())
         .unwrap_or(true)
     {
-        let _ = st.core.sessions.sign_out(&console, &token, now).await;
-        return message(
+        let _ = st.core.sessions.sign_out(console, token, now).await;
+        return Some(message(
             StatusCode::FORBIDDEN,
             "Not a member",
             "This address is not a member of any organization.",
             ("/dashboard/login", "Back to sign in"),
             None,
-        );
+        ));
     }
-    admin.record_member_sign_in(&email, r.ip.clone()).await;
+    admin.record_member_sign_in(&email, ip).await;
     let mut res = Redirect::to("/dashboard").into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
-        session_cookie(&origin, &token, project.session_ttl_secs),
+        session_cookie(origin, token, project.session_ttl_secs),
     );
+    Some(res)
+}
+
+/// Binds a Google attempt to the browser that started it (Lax: the callback is a top-level
+/// navigation from Google).
+const OAUTH_COOKIE: &str = "reauth_dashboard_oauth";
+
+fn oauth_cookie(origin: &str, value: &str, max_age: i64) -> HeaderValue {
+    let c = format!(
+        "{OAUTH_COOKIE}={value}; Path=/dashboard; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if super::secure(origin) {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether members may sign in with Google: the console project has a Google client.
+pub(crate) async fn google_enabled(st: &AppState) -> bool {
+    match console_id(st).await {
+        Ok(id) => st
+            .core
+            .directory
+            .project(&id)
+            .is_some_and(|p| p.google_client_id.is_some() && p.google_client_secret.is_some()),
+        Err(_) => false,
+    }
+}
+
+fn google_off() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Google sign-in is not enabled",
+        "Give the console project a Google client (reauth project update _console --google-client-id … --google-client-secret …), with this redirect URI: <dashboard URL>/dashboard/callback/google.",
+        ("/dashboard/login", "Sign in with an email link"),
+        None,
+    )
+}
+
+/// `GET /dashboard/login/google`: to Google, with the dashboard's own callback.
+pub async fn google_start(State(st): State<AppState>, req: Request) -> Response {
+    let r = req_info(&st, &req);
+    let origin = match origin_or(&st, &r, "/dashboard/login/google") {
+        Ok(o) => o,
+        Err(res) => return res,
+    };
+    let console = match console_id(&st).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    if !google_enabled(&st).await {
+        return google_off();
+    }
+    if let Some(ip) = &r.ip
+        && ratelimit::hit(
+            &st.core.svc.cache,
+            "dash_google_ip",
+            &console,
+            ip,
+            ratelimit::GOOGLE_START_PER_IP,
+        )
+        .await
+        .is_err()
+    {
+        return message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many sign-in attempts from your network. Please wait a few minutes.",
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+    }
+    let browser = random_token();
+    match st
+        .core
+        .tenants
+        .google_start(
+            &console,
+            None,
+            hash_token(&browser),
+            Some(format!("{origin}/dashboard/callback/google")),
+        )
+        .await
+    {
+        Ok(url) => {
+            let mut res = Redirect::to(&url).into_response();
+            res.headers_mut()
+                .append(header::SET_COOKIE, oauth_cookie(&origin, &browser, 600));
+            res
+        }
+        Err(LoginError::GoogleNotConfigured) => google_off(),
+        Err(e) => link_error(&e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /dashboard/callback/google`: the state must be this browser's; the Google account's
+/// verified email must be a member's.
+pub async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
+    let r = req_info(&st, &req);
+    let origin = match origin_or(&st, &r, "/dashboard/login") {
+        Ok(o) => o,
+        Err(res) => return res,
+    };
+    let q: CallbackQuery = r.query();
+    let (Some(code), Some(state), None) = (q.code, q.state, q.error) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Google sign-in cancelled",
+            "The sign-in with Google was cancelled or refused.",
+            ("/dashboard/login", "Back to sign in"),
+            None,
+        );
+    };
+    let console = match console_id(&st).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(project) = st.core.directory.project(&console) else {
+        return unavailable(&reauth_actors::admin::AdminError::NotFound(
+            "console project",
+        ));
+    };
+    let browser = extract::cookie(&r.headers, OAUTH_COOKIE).unwrap_or_default();
+    let now = now_ms();
+    let cb = login::GoogleCallback {
+        code,
+        state,
+        browser_hash: hash_token(browser),
+        user_agent: r.user_agent.clone(),
+        ip: r.ip.clone(),
+        request_id: r.request_id.clone(),
+        now,
+        callback: Some(format!("{origin}/dashboard/callback/google")),
+    };
+    let mut res = match st.core.tenants.google_finish(&console, cb).await {
+        Ok((token, _)) => member_signed_in(&st, &origin, &project, &token, r.ip.clone(), now)
+            .await
+            .unwrap_or_else(|| link_error(&LoginError::BadState)),
+        Err(e) => link_error(&e),
+    };
+    res.headers_mut()
+        .append(header::SET_COOKIE, oauth_cookie(&origin, "", 0));
     res
 }
 

@@ -582,7 +582,7 @@ async fn google_start(State(st): State<AppState>, req: Request) -> Response {
     match st
         .core
         .tenants
-        .google_start(&p.id, redirect_to.clone(), hash_token(&nonce))
+        .google_start(&p.id, redirect_to.clone(), hash_token(&nonce), None)
         .await
     {
         Ok(url) => {
@@ -638,6 +638,7 @@ async fn google_callback(State(st): State<AppState>, req: Request) -> Response {
         ip: client.ip,
         request_id: request_id(&req),
         now: now_ms(),
+        callback: None,
     };
     match st.core.tenants.google_finish(&p.id, cb).await {
         Ok((token, redirect)) => {
