@@ -66,7 +66,10 @@ pub fn sign_ins(days: &[DayCount], accent: &str) -> String {
         );
         // A date under every few bars.
         let every = (days.len() / 4).max(1);
-        if i % every == 0 || i + 1 == days.len() {
+        let last = i + 1 == days.len();
+        // A regular label too close to the last one's would overlap it.
+        let near_last = !last && days.len() - 1 - i < every;
+        if (i % every == 0 && !near_last) || last {
             let _ = write!(
                 s,
                 r##"<text x="{:.1}" y="{}" font-size="14" text-anchor="middle" fill="#374151">{day}</text>"##,
