@@ -304,6 +304,50 @@ async fn drills_are_off_by_default_and_the_console_is_not_on_tenant_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_cannot_drill_through_the_operators_browser() {
+    let dep = Deployment::new(Backend::Embedded).await;
+    let mut s = dep.settings();
+    s.ops_drills = true;
+    let app = dep.spawn_with(s).await;
+    let p = dep.project(&app, false).await;
+    let addr = app.handle.ops_addr.expect("ops listener");
+    let url = format!(
+        "http://{addr}/ops/drills/project-failure?project={}",
+        p.slug
+    );
+    // What a browser sends for a form or fetch() POST from https://evil.example.
+    for headers in [
+        vec![
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![("origin", "https://evil.example")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("origin", "null")],
+    ] {
+        let mut rb = app.http.post(&url);
+        for (k, v) in &headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.expect("post");
+        assert_eq!(r.status().as_u16(), 403, "{headers:?}");
+    }
+    let view = supervision(&app).await;
+    assert_eq!(row(&view, &p)["state"], "running", "nothing was failed");
+    // The operator's own tools (no Origin) and the console's own origin are accepted.
+    let r = app
+        .http
+        .post(&url)
+        .header("origin", format!("http://{addr}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_project_series_are_bounded_by_traffic() {
     let dep = Deployment::new(Backend::Embedded).await;
     let mut s = dep.settings();

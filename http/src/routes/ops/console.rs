@@ -351,7 +351,35 @@ fn default_drill_secs() -> u64 {
 /// `POST /ops/drills/project-failure?project=<slug>&secs=60`: make one project's actor fail
 /// and keep failing to start, to rehearse what `/ops`, the metrics and the alerts show. Only
 /// when `REAUTH_OPS_DRILLS` is on; never on the public listener.
-pub async fn drill(State(st): State<AppState>, Query(d): Query<Drill>) -> Response {
+pub async fn drill(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(d): Query<Drill>,
+) -> Response {
+    // The ops listener is on loopback, which any web page the operator has open can POST to
+    // (a simple cross-site request needs no preflight): a browser's cross-site request is
+    // refused. Tools (curl, scripts) send neither header.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none");
+    let foreign_origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            o.split_once("://").map(|(_, h)| h) != Some(host)
+        });
+    if cross_site || foreign_origin {
+        return ApiError::new(
+            Code::Forbidden,
+            "drills are not accepted from another site's page",
+        )
+        .into_response();
+    }
     if !st.settings.ops_drills {
         return ApiError::new(
             Code::Forbidden,
