@@ -13,9 +13,7 @@ use reauth_actors::model::PlanMapping;
 use serde::Deserialize;
 
 use super::projects::project_view;
-use super::{
-    Me, Req, check_post, form, me_for_project, notice, render, req_info, see_other, session, when,
-};
+use super::{Me, Req, form, notice, render, req_info, see_other, when};
 use crate::app::AppState;
 
 /// Rows of the plan editor beyond the mapped ones.
@@ -23,17 +21,7 @@ const BLANK_ROWS: usize = 2;
 /// At most this many rows are read back from the form.
 const MAX_ROWS: usize = 100;
 
-async fn load(st: &AppState, r: &Req, pid: &str) -> Result<(Me, ProjectView), Response> {
-    let s = session(st, r).await?;
-    let me = me_for_project(st, &s, r, pid).await?;
-    let p = me
-        .admin
-        .get_project(&me.caller, pid)
-        .await
-        .map_err(|e| me.error(e, "/dashboard"))?;
-    Ok((me, p))
-}
-
+/// A form's POST that needs write access to `resource`.
 async fn load_post(
     st: &AppState,
     r: &Req,
@@ -41,15 +29,8 @@ async fn load_post(
     csrf: &str,
     resource: &str,
 ) -> Result<(Me, ProjectView), Response> {
-    let s = session(st, r).await?;
-    check_post(st, &s, r, csrf)?;
-    let me = me_for_project(st, &s, r, pid).await?;
+    let (me, p) = super::projects::load_post(st, r, pid, csrf).await?;
     me.need_write(resource)?;
-    let p = me
-        .admin
-        .get_project(&me.caller, pid)
-        .await
-        .map_err(|e| me.error(e, "/dashboard"))?;
     Ok((me, p))
 }
 
@@ -97,7 +78,7 @@ pub async fn credentials(
     req: Request,
 ) -> Response {
     let r = req_info(&st, &req);
-    let (me, p) = tri!(load(&st, &r, &pid).await);
+    let (me, p) = tri!(super::projects::load(&st, &r, &pid).await);
     credentials_page(&st, &me, &r, &p, None, StatusCode::OK).await
 }
 
@@ -240,7 +221,7 @@ pub async fn billing(
     req: Request,
 ) -> Response {
     let r = req_info(&st, &req);
-    let (me, p) = tri!(load(&st, &r, &pid).await);
+    let (me, p) = tri!(super::projects::load(&st, &r, &pid).await);
     let rows = rows_of(&p.plans);
     billing_page(&st, &me, &r, &p, rows, None, StatusCode::OK).await
 }

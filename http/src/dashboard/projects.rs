@@ -21,7 +21,7 @@ use crate::app::AppState;
 const DEFAULT_ACCENT: &str = "#4f46e5";
 
 /// The member and the project (theirs), or the page to show instead.
-async fn load(st: &AppState, r: &Req, pid: &str) -> Result<(Me, ProjectView), Response> {
+pub(crate) async fn load(st: &AppState, r: &Req, pid: &str) -> Result<(Me, ProjectView), Response> {
     let s = session(st, r).await?;
     let me = me_for_project(st, &s, r, pid).await?;
     let p = me
@@ -32,7 +32,8 @@ async fn load(st: &AppState, r: &Req, pid: &str) -> Result<(Me, ProjectView), Re
     Ok((me, p))
 }
 
-async fn load_post(
+/// The same for a form's POST: its CSRF token checked first.
+pub(crate) async fn load_post(
     st: &AppState,
     r: &Req,
     pid: &str,
