@@ -227,6 +227,16 @@ pub(crate) async fn send_link(
     st.core.tenants.send_magic_link(console, req).await
 }
 
+/// The console project's snapshot, or the page saying the store is unavailable.
+async fn console_project(st: &AppState) -> Result<reauth_actors::model::ProjectRef, Response> {
+    let id = console_id(st).await.map_err(|e| unavailable(&e))?;
+    st.core.directory.project(&id).ok_or_else(|| {
+        unavailable(&reauth_actors::admin::AdminError::NotFound(
+            "console project",
+        ))
+    })
+}
+
 fn link_error(e: &LoginError) -> Response {
     let (status, heading, text) = match e {
         LoginError::LinkUnknown => (
@@ -309,15 +319,11 @@ pub async fn verify_page(State(st): State<AppState>, req: Request) -> Response {
         Ok(o) => o,
         Err(res) => return res,
     };
-    let console = match console_id(&st).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&e),
+    let project = match console_project(&st).await {
+        Ok(p) => p,
+        Err(res) => return res,
     };
-    let Some(project) = st.core.directory.project(&console) else {
-        return unavailable(&reauth_actors::admin::AdminError::NotFound(
-            "console project",
-        ));
-    };
+    let console = project.id.clone();
     if let Some(ip) = &r.ip
         && ratelimit::hit(
             &st.core.svc.cache,
@@ -388,14 +394,9 @@ pub async fn verify(State(st): State<AppState>, req: Request) -> Response {
             None,
         );
     }
-    let console = match console_id(&st).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&e),
-    };
-    let Some(project) = st.core.directory.project(&console) else {
-        return unavailable(&reauth_actors::admin::AdminError::NotFound(
-            "console project",
-        ));
+    let project = match console_project(&st).await {
+        Ok(p) => p,
+        Err(res) => return res,
     };
     let now = now_ms();
     let token = match login::verify_magic_link(
@@ -476,14 +477,9 @@ fn oauth_cookie(origin: &str, value: &str, max_age: i64) -> HeaderValue {
 
 /// Whether members may sign in with Google: the console project has a Google client.
 pub(crate) async fn google_enabled(st: &AppState) -> bool {
-    match console_id(st).await {
-        Ok(id) => st
-            .core
-            .directory
-            .project(&id)
-            .is_some_and(|p| p.google_client_id.is_some() && p.google_client_secret.is_some()),
-        Err(_) => false,
-    }
+    console_project(st)
+        .await
+        .is_ok_and(|p| p.google_client_id.is_some() && p.google_client_secret.is_some())
 }
 
 fn google_off() -> Response {
@@ -577,15 +573,11 @@ pub async fn google_callback(State(st): State<AppState>, req: Request) -> Respon
             None,
         );
     };
-    let console = match console_id(&st).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&e),
+    let project = match console_project(&st).await {
+        Ok(p) => p,
+        Err(res) => return res,
     };
-    let Some(project) = st.core.directory.project(&console) else {
-        return unavailable(&reauth_actors::admin::AdminError::NotFound(
-            "console project",
-        ));
-    };
+    let console = project.id.clone();
     let browser = extract::cookie(&r.headers, OAUTH_COOKIE).unwrap_or_default();
     let now = now_ms();
     let cb = login::GoogleCallback {

@@ -21,19 +21,6 @@ const BLANK_ROWS: usize = 2;
 /// At most this many rows are read back from the form.
 const MAX_ROWS: usize = 100;
 
-/// A form's POST that needs write access to `resource`.
-async fn load_post(
-    st: &AppState,
-    r: &Req,
-    pid: &str,
-    csrf: &str,
-    resource: &str,
-) -> Result<(Me, ProjectView), Response> {
-    let (me, p) = super::projects::load_post(st, r, pid, csrf).await?;
-    me.need_write(resource)?;
-    Ok((me, p))
-}
-
 fn label(field: &str) -> &str {
     match field {
         "google_client_id" => "Google client ID",
@@ -131,7 +118,8 @@ pub async fn save_credentials(
     req: Request,
 ) -> Response {
     let (r, f): (Req, CredForm) = form(&st, req).await;
-    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf, "credentials").await);
+    let (me, p) =
+        tri!(super::projects::load_post(&st, &r, &pid, &f.csrf, Some("credentials")).await);
     let c = Credentials {
         google_client_id: plain(&f.google_client_id),
         google_client_secret: secret(&f.google_client_secret, &f.clear_google_client_secret),
@@ -285,7 +273,7 @@ pub async fn save_billing(
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let (me, p) = tri!(load_post(&st, &r, &pid, &csrf, "projects").await);
+    let (me, p) = tri!(super::projects::load_post(&st, &r, &pid, &csrf, Some("projects")).await);
     let (plans, rows) = plans_of(&f);
     let plans = match plans {
         Ok(p) => p,

@@ -32,16 +32,21 @@ pub(crate) async fn load(st: &AppState, r: &Req, pid: &str) -> Result<(Me, Proje
     Ok((me, p))
 }
 
-/// The same for a form's POST: its CSRF token checked first.
+/// The same for a form's POST: its CSRF token checked first, then write access to `writes`
+/// (`None`: a POST that changes nothing, such as the branding preview).
 pub(crate) async fn load_post(
     st: &AppState,
     r: &Req,
     pid: &str,
     csrf: &str,
+    writes: Option<&str>,
 ) -> Result<(Me, ProjectView), Response> {
     let s = session(st, r).await?;
     check_post(st, &s, r, csrf)?;
     let me = me_for_project(st, &s, r, pid).await?;
+    if let Some(resource) = writes {
+        me.need_write(resource)?;
+    }
     let p = me
         .admin
         .get_project(&me.caller, pid)
@@ -192,8 +197,7 @@ pub async fn save_branding(
     req: Request,
 ) -> Response {
     let (r, f): (Req, BrandForm) = form(&st, req).await;
-    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
-    tri!(me.need_write("projects"));
+    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf, Some("projects")).await);
     match me.admin.update_project(&me.caller, &pid, &f.update()).await {
         Ok(_) => see_other(&format!("/dashboard/projects/{pid}/branding?ok=saved")),
         Err(AdminError::Invalid { field, message }) => branding_page(
@@ -222,7 +226,7 @@ pub async fn preview(
     req: Request,
 ) -> Response {
     let (r, f): (Req, BrandForm) = form(&st, req).await;
-    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
+    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf, None).await);
     let error = patch_of(&f.update()).err().and_then(|e| match e {
         AdminError::Invalid { field, message } => {
             Some(format!("{}: {message}.", field_label(&field)))
@@ -297,8 +301,7 @@ pub async fn add_domain(
     req: Request,
 ) -> Response {
     let (r, f): (Req, DomainForm) = form(&st, req).await;
-    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
-    tri!(me.need_write("domains"));
+    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf, Some("domains")).await);
     match me.admin.add_domain(&me.caller, &pid, &f.hostname).await {
         Ok(_) => see_other(&format!("/dashboard/projects/{pid}/domains?ok=created")),
         Err(e @ (AdminError::Invalid { .. } | AdminError::Conflict(_))) => {
@@ -333,8 +336,7 @@ pub async fn verify_domain(
     req: Request,
 ) -> Response {
     let (r, f): (Req, CsrfForm) = form(&st, req).await;
-    let (me, _) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
-    tri!(me.need_write("domains"));
+    let (me, _) = tri!(load_post(&st, &r, &pid, &f.csrf, Some("domains")).await);
     match me.admin.verify_domain(&me.caller, &pid, &did).await {
         Ok(_) => see_other(&format!("/dashboard/projects/{pid}/domains?ok=verified")),
         Err(e) => me.error(e, &format!("/dashboard/projects/{pid}/domains")),
@@ -493,8 +495,7 @@ pub async fn save_settings(
     req: Request,
 ) -> Response {
     let (r, f): (Req, SettingsForm) = form(&st, req).await;
-    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf).await);
-    tri!(me.need_write("projects"));
+    let (me, p) = tri!(load_post(&st, &r, &pid, &f.csrf, Some("projects")).await);
     let update = match f.update() {
         Ok(u) => u,
         Err(msg) => {
