@@ -41,6 +41,7 @@ use reauth_actors::admin::orgs::Org;
 use reauth_actors::admin::{Access, Admin, AdminError, Caller, Membership, Role};
 use reauth_runtime::crypto::{ct_eq, hash_token};
 use reauth_runtime::now_ms;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::{AppState, Mode};
@@ -335,6 +336,13 @@ pub(crate) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     };
     page_headers(&mut res);
     res
+}
+
+/// A form that carries only its CSRF token (actions with nothing else to say).
+#[derive(Deserialize, Default)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
 }
 
 /// A message page with one way forward.

@@ -601,14 +601,8 @@ pub async fn google_callback(State(st): State<AppState>, req: Request) -> Respon
     res
 }
 
-#[derive(Deserialize, Default)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn logout(State(st): State<AppState>, req: Request) -> Response {
-    let (r, f): (Req, CsrfForm) = form(&st, req).await;
+    let (r, f): (Req, super::CsrfForm) = form(&st, req).await;
     let s = match super::session(&st, &r).await {
         Ok(s) => s,
         Err(_) => return Redirect::to("/dashboard/login").into_response(),

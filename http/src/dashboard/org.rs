@@ -234,18 +234,12 @@ pub async fn create_key(
     }
 }
 
-#[derive(Deserialize, Default)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn revoke_key(
     State(st): State<AppState>,
     Path((org, key)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (r, f): (Req, CsrfForm) = form(&st, req).await;
+    let (r, f): (Req, super::CsrfForm) = form(&st, req).await;
     let me = tri!(me_post(&st, &r, &org, &f.csrf).await);
     tri!(me.need_owner());
     match me.admin.revoke_api_key(&me.caller, &key).await {
@@ -375,7 +369,7 @@ pub async fn remove_member(
     Path((org, member)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (r, f): (Req, CsrfForm) = form(&st, req).await;
+    let (r, f): (Req, super::CsrfForm) = form(&st, req).await;
     let me = tri!(me_post(&st, &r, &org, &f.csrf).await);
     tri!(me.need_owner());
     match me.admin.remove_member(&me.caller, &member).await {

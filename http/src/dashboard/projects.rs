@@ -324,18 +324,12 @@ pub async fn add_domain(
     }
 }
 
-#[derive(Deserialize, Default)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn verify_domain(
     State(st): State<AppState>,
     Path((pid, did)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (r, f): (Req, CsrfForm) = form(&st, req).await;
+    let (r, f): (Req, super::CsrfForm) = form(&st, req).await;
     let (me, _) = tri!(load_post(&st, &r, &pid, &f.csrf, Some("domains")).await);
     match me.admin.verify_domain(&me.caller, &pid, &did).await {
         Ok(_) => see_other(&format!("/dashboard/projects/{pid}/domains?ok=verified")),
