@@ -498,8 +498,9 @@ fn esc(v: &str) -> String {
 /// The process's background jobs as operators see them.
 #[derive(Default)]
 pub struct Status {
-    /// When the bus (re)subscribed last, ms (0: never).
-    pub bus_subscribed_at: AtomicI64,
+    /// The bridge has seen a subscription already: the next one is a resubscription (when the
+    /// subscription happened is the cache's to say: `Cache::bus_subscribed_at`).
+    bus_seen_subscribe: std::sync::atomic::AtomicBool,
     /// Gaps: the bridge lagged or resubscribed, so messages may have been lost (the
     /// revocations feed covers them).
     pub bus_gaps: AtomicU64,
@@ -521,8 +522,7 @@ pub struct JobRun {
 
 impl Status {
     pub fn bus_subscribed(&self, now: i64) {
-        let first = self.bus_subscribed_at.swap(now, Relaxed) == 0;
-        if !first {
+        if self.bus_seen_subscribe.swap(true, Relaxed) {
             self.bus_gap(now);
         }
     }

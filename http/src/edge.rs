@@ -125,7 +125,8 @@ pub async fn edge(State(es): State<EdgeState>, req: Request, next: Next) -> Resp
 
     let cors = (es.public && path.starts_with("/v1/")).then(|| allowed_origin(st, &req));
     let preflight = method == Method::OPTIONS && cors.is_some();
-    // Kept for an error page's branding, resolved only if there is one.
+    // The project, resolved after the handler: for its counters, the access log and an error
+    // page's branding.
     let host = es
         .public
         .then(|| req.headers().get(header::HOST).cloned())

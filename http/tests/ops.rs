@@ -149,6 +149,23 @@ async fn the_console_shows_which_tenant_is_failing_and_why(backend: Backend) {
     // Failing first by default.
     assert_eq!(view["projects"][0]["slug"], broken.slug.as_str(), "{view}");
 
+    // Rates: measured between two looks at least a second apart, with traffic between them.
+    for _ in 0..4 {
+        app.user(&healthy.host, &token).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let later = supervision(&app).await;
+    assert!(
+        later["window_secs"].as_f64().is_some_and(|w| w >= 1.0),
+        "{later}"
+    );
+    let h = row(&later, &healthy);
+    assert!(
+        h["requests_per_sec"].as_f64().is_some_and(|r| r > 0.0),
+        "{h}"
+    );
+    assert_eq!(h["error_rate"].as_f64(), Some(0.0), "{h}");
+
     // The page says the same, without JavaScript: a row per project with its health.
     let page = app.ops_get(&format!("/ops?q={}", broken.slug)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);

@@ -179,11 +179,7 @@ pub async fn gather(st: &AppState, with_rates: bool) -> View {
     let at = |ms: i64| (ms > 0).then(|| rfc3339(ms));
     let started = reauth_runtime::process::start_time();
     let cache_kind = core.svc.cache.kind();
-    let subscribed = core
-        .svc
-        .cache
-        .bus_subscribed_at()
-        .or_else(|| Some(status.bus_subscribed_at.load(Ordering::Relaxed)).filter(|t| *t > 0));
+    let subscribed = core.svc.cache.bus_subscribed_at();
     View {
         process: Process {
             version: env!("CARGO_PKG_VERSION"),
