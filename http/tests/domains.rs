@@ -35,9 +35,18 @@ struct Dns {
 
 impl Dns {
     async fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port number: the kernel picks the UDP port, which may be taken
+        // for TCP by another socket — then try another.
+        let mut tries = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+                Err(e) => panic!("binding the fake DNS server's TCP port {addr}: {e}"),
+            }
+        };
         let zone: Zone = Arc::default();
         let z = zone.clone();
         tokio::spawn(async move {
