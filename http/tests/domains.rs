@@ -27,6 +27,21 @@ const INGRESS_IP: &str = "203.0.113.10";
 
 type Zone = Arc<Mutex<HashMap<(String, RecordType), Vec<RData>>>>;
 
+/// A UDP and a TCP socket on one loopback port number. The kernel picks the UDP port, which
+/// may be taken for TCP by another socket — then another is tried.
+async fn udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return (udp, tcp, addr),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("binding TCP {addr}: {e}"),
+        }
+    }
+    panic!("no port number free for both UDP and TCP in 50 tries")
+}
+
 /// An authoritative DNS server for whatever the test puts in its zone, on UDP and TCP.
 struct Dns {
     addr: SocketAddr,
@@ -35,18 +50,7 @@ struct Dns {
 
 impl Dns {
     async fn start() -> Self {
-        // UDP and TCP on one port number: the kernel picks the UDP port, which may be taken
-        // for TCP by another socket — then try another.
-        let mut tries = 0;
-        let (udp, tcp, addr) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, tcp, addr),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
-                Err(e) => panic!("binding the fake DNS server's TCP port {addr}: {e}"),
-            }
-        };
+        let (udp, tcp, addr) = udp_and_tcp().await;
         let zone: Zone = Arc::default();
         let z = zone.clone();
         tokio::spawn(async move {
@@ -430,9 +434,7 @@ async fn every_dns_failure_says_why_in_words() {
 /// timeout within seconds, not a hung request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_hole_nameserver_times_out_promptly_with_a_clear_error() {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    let (udp, tcp, addr) = udp_and_tcp().await;
     let held = Arc::new(Mutex::new(vec![]));
     let h = held.clone();
     tokio::spawn(async move {
